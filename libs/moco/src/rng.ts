@@ -12,7 +12,7 @@ export interface RngState {
  * shuffles, key permutations for shuffle-BN), so a run is reproducible and resumable bit for bit.
  */
 export class Rng {
-  private readonly prng: seedrandom.StatefulPRNG<RngState['alea']>;
+  private readonly prng: seedrandom.StatefulPRNG<seedrandom.State.Alea>;
   private spareNormal: number | null;
 
   constructor(seed: number | string | RngState) {
@@ -75,6 +75,6 @@ export class Rng {
   }
 
   state(): RngState {
-    return { alea: this.prng.state(), spareNormal: this.spareNormal };
+    return { alea: this.prng.state() as RngState['alea'], spareNormal: this.spareNormal };
   }
 }

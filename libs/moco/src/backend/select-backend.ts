@@ -1,0 +1,135 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '../tf.js';
+import '@tensorflow/tfjs-backend-cpu';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendChoice {
+  name: BackendName;
+  /** What runs it, e.g. '@tensorflow/tfjs-node-gpu' or 'wasm (SIMD, 1 thread)'. */
+  detail: string;
+  /** Why a preferred backend was not used; empty when the preference was met. */
+  warnings: string[];
+}
+
+export interface InitBackendOptions {
+  /** 'auto' (default): tfjs-node(-gpu) where installed, else wasm, else cpu. */
+  prefer?: BackendName | 'auto';
+  log?: (line: string) => void;
+}
+
+/** Fastest first; a backend that cannot start falls back to the next one. */
+const CHAIN: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+class NotInstalled extends Error {}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The package itself is absent (not, say, its native binding, whose path also contains the name). */
+function isPackageMissing(error: unknown, specifier: string): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && messageOf(error).includes(`'${specifier}'`);
+}
+
+async function setBackendOrThrow(name: string): Promise<void> {
+  // setBackend reports a failed initialisation by resolving false, not by throwing.
+  if (!(await tf.setBackend(name))) throw new Error(`backend '${name}' failed to initialise`);
+}
+
+async function startTensorflow(): Promise<string> {
+  const failures: string[] = [];
+  for (const specifier of NODE_PACKAGES) {
+    try {
+      // A computed specifier, so TypeScript and bundlers do not require the optional package.
+      await import(/* @vite-ignore */ specifier);
+    } catch (error) {
+      if (!isPackageMissing(error, specifier)) failures.push(`${specifier} is installed but failed to load: ${messageOf(error)}`);
+      continue;
+    }
+    if (tf.findBackendFactory('tensorflow') === null) {
+      failures.push(`${specifier} registered its backend with another copy of @tensorflow/tfjs-core`);
+      continue;
+    }
+    await setBackendOrThrow('tensorflow');
+    return specifier;
+  }
+  if (failures.length > 0) throw new Error(failures.join('; '));
+  throw new NotInstalled(`neither ${NODE_PACKAGES.join(' nor ')} is installed`);
+}
+
+let wasmPathsSet = false;
+
+async function startWasm(): Promise<string> {
+  if (!wasmPathsSet) {
+    // In Node the .wasm binaries are read from the package's dist folder; the prefix must end with '/'.
+    const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
+    setWasmPaths(path.dirname(entry) + path.sep);
+    wasmPathsSet = true;
+  }
+  registerWasmGradientKernels();
+  await setBackendOrThrow('wasm');
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  const threads = getThreadsCount();
+  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+}
+
+/** Makes `name` the active backend; throws when it cannot run here. Returns its detail. */
+async function start(name: BackendName): Promise<string> {
+  switch (name) {
+    case 'tensorflow':
+      return startTensorflow();
+    case 'wasm':
+      return startWasm();
+    case 'cpu':
+      await setBackendOrThrow('cpu');
+      return 'cpu (pure JS)';
+  }
+}
+
+/**
+ * Picks and activates the tfjs backend. An unsatisfiable preference falls back down
+ * tensorflow -> wasm -> cpu with a warning instead of failing. Safe to call more than once.
+ */
+export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const warnings: string[] = [];
+  let prefer = opts.prefer ?? 'auto';
+  // Reachable from untyped input such as a CLI flag.
+  if (prefer !== 'auto' && !CHAIN.includes(prefer)) {
+    warnings.push(`unknown backend '${String(prefer)}' (expected auto, ${CHAIN.join(', ')}), choosing automatically`);
+    prefer = 'auto';
+  }
+  for (const name of CHAIN.slice(prefer === 'auto' ? 0 : CHAIN.indexOf(prefer))) {
+    try {
+      const detail = await start(name);
+      for (const warning of warnings) log(`warning: ${warning}`);
+      log(`tfjs backend '${name}': ${detail}`);
+      return { name, detail, warnings };
+    } catch (error) {
+      // Under 'auto' a missing tfjs-node is the normal case on machines without it, not worth a warning.
+      if (!(prefer === 'auto' && error instanceof NotInstalled)) {
+        warnings.push(`backend '${name}' unavailable (${messageOf(error)}), falling back`);
+      }
+    }
+  }
+  throw new Error(`no tfjs backend could start: ${warnings.join('; ')}`);
+}
+
+/** Runs `fn` with `name` as the active backend (throwing if it cannot start), then restores the previous one. */
+export async function withBackend<T>(name: BackendName, fn: () => T | Promise<T>): Promise<T> {
+  const previous = tf.getBackend();
+  await start(name);
+  try {
+    return await fn();
+  } finally {
+    // null when no backend had been chosen yet.
+    if (previous) await tf.setBackend(previous);
+  }
+}

@@ -1,0 +1,195 @@
+import * as tf from './tf.js';
+import type { EncoderConfig } from './config.js';
+import { batchNorm, conv2d, l2Normalize, linear, type BnMode } from './layers.js';
+import { resnetPlan, type ResnetPlan } from './resnet-plan.js';
+import type { Rng } from './rng.js';
+
+export interface ForwardOptions {
+  training: boolean;
+  /** BN sub-batches in training (shuffle-BN); 1 = ordinary BN. */
+  bnSplits?: number;
+  /** Update BN running statistics (training only); default true. */
+  updateStats?: boolean;
+  /** `head`: the projection (what MoCo contrasts); `backbone`: pooled features (kNN, probes, serving). */
+  output?: 'head' | 'backbone';
+}
+
+type Init = { kind: 'conv'; fanOut: number } | { kind: 'uniform'; bound: number } | { kind: 'const'; value: number };
+
+/**
+ * A ResNet backbone with a MoCo projection head, as explicit variables named like torchvision's
+ * (`layer1.0.conv1.weight`), so weights map one to one onto PyTorch checkpoints. Layouts are
+ * TensorFlow.js': conv kernels [kh, kw, in, out], linear weights [in, out], inputs NHWC.
+ */
+export class Encoder {
+  /** Trainable parameters, in declaration order. */
+  readonly params = new Map<string, tf.Variable>();
+  /** BN running statistics: each encoder keeps its own; they are never averaged between encoders. */
+  readonly buffers = new Map<string, tf.Variable>();
+  readonly plan: ResnetPlan;
+
+  /** New weights drawn from `init` (torchvision's initialisation), or an exact copy of another encoder. */
+  constructor(
+    readonly config: EncoderConfig,
+    init: Rng | Encoder,
+    trainable = true,
+  ) {
+    this.plan = resnetPlan(config);
+    const source = init instanceof Encoder ? init : null;
+    const declare = (name: string, shape: number[], how: Init, buffer = false) => {
+      const value = source
+        ? (buffer ? source.buffers : source.params).get(name)!.clone()
+        : initialValue(shape, how, init as Rng);
+      const v = tf.variable(value, trainable && !buffer, `${name}#${nextId++}`);
+      value.dispose();
+      (buffer ? this.buffers : this.params).set(name, v);
+    };
+    const declareConv = (name: string, k: number, cin: number, cout: number) =>
+      declare(`${name}.weight`, [k, k, cin, cout], { kind: 'conv', fanOut: cout * k * k });
+    const declareBn = (name: string, c: number) => {
+      declare(`${name}.weight`, [c], { kind: 'const', value: 1 });
+      declare(`${name}.bias`, [c], { kind: 'const', value: 0 });
+      declare(`${name}.running_mean`, [c], { kind: 'const', value: 0 }, true);
+      declare(`${name}.running_var`, [c], { kind: 'const', value: 1 }, true);
+    };
+    const declareLinear = (name: string, fin: number, fout: number) => {
+      const bound = 1 / Math.sqrt(fin);
+      declare(`${name}.weight`, [fin, fout], { kind: 'uniform', bound });
+      declare(`${name}.bias`, [fout], { kind: 'uniform', bound });
+    };
+
+    const { stem, blocks, featureDim } = this.plan;
+    declareConv('conv1', stem.kernel, config.inChannels, stem.outChannels);
+    declareBn('bn1', stem.outChannels);
+    for (const b of blocks) {
+      if (b.kind === 'basic') {
+        declareConv(`${b.name}.conv1`, 3, b.inChannels, b.planes);
+        declareBn(`${b.name}.bn1`, b.planes);
+        declareConv(`${b.name}.conv2`, 3, b.planes, b.planes);
+        declareBn(`${b.name}.bn2`, b.planes);
+      } else {
+        declareConv(`${b.name}.conv1`, 1, b.inChannels, b.planes);
+        declareBn(`${b.name}.bn1`, b.planes);
+        declareConv(`${b.name}.conv2`, 3, b.planes, b.planes);
+        declareBn(`${b.name}.bn2`, b.planes);
+        declareConv(`${b.name}.conv3`, 1, b.planes, b.outChannels);
+        declareBn(`${b.name}.bn3`, b.outChannels);
+      }
+      if (b.downsample) {
+        declareConv(`${b.name}.downsample.0`, 1, b.inChannels, b.outChannels);
+        declareBn(`${b.name}.downsample.1`, b.outChannels);
+      }
+    }
+    if (config.head === 'v1') {
+      declareLinear('fc', featureDim, config.dim);
+    } else {
+      declareLinear('fc.0', featureDim, featureDim);
+      declareLinear('fc.2', featureDim, config.dim);
+    }
+  }
+
+  get featureDim(): number {
+    return this.plan.featureDim;
+  }
+
+  /** Images NHWC (normalised floats) to a [N, dim] head output or [N, featureDim] pooled features. */
+  forward(x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+    return tf.tidy(() => {
+      const p = (name: string): tf.Tensor => this.params.get(name)!;
+      const mode: BnMode = {
+        training: opts.training,
+        splits: opts.bnSplits ?? 1,
+        momentum: this.config.bnMomentum,
+        eps: this.config.bnEps,
+        updateStats: opts.updateStats ?? true,
+      };
+      const bn = (name: string, y: tf.Tensor4D) =>
+        batchNorm(
+          y,
+          p(`${name}.weight`) as tf.Tensor1D,
+          p(`${name}.bias`) as tf.Tensor1D,
+          this.buffers.get(`${name}.running_mean`)!,
+          this.buffers.get(`${name}.running_var`)!,
+          mode,
+        );
+      const conv = (name: string, y: tf.Tensor4D, stride: number, pad: number) =>
+        conv2d(y, p(`${name}.weight`) as tf.Tensor4D, stride, pad);
+
+      const { stem, blocks } = this.plan;
+      let h: tf.Tensor4D = bn('bn1', conv('conv1', x, stem.stride, stem.pad)).relu();
+      if (stem.maxPool) h = tf.maxPool(h, 3, 2, 1);
+      for (const b of blocks) {
+        let y: tf.Tensor4D;
+        if (b.kind === 'basic') {
+          y = bn(`${b.name}.bn1`, conv(`${b.name}.conv1`, h, b.stride, 1)).relu();
+          y = bn(`${b.name}.bn2`, conv(`${b.name}.conv2`, y, 1, 1));
+        } else {
+          y = bn(`${b.name}.bn1`, conv(`${b.name}.conv1`, h, 1, 0)).relu();
+          y = bn(`${b.name}.bn2`, conv(`${b.name}.conv2`, y, b.stride, 1)).relu();
+          y = bn(`${b.name}.bn3`, conv(`${b.name}.conv3`, y, 1, 0));
+        }
+        const shortcut = b.downsample
+          ? bn(`${b.name}.downsample.1`, conv(`${b.name}.downsample.0`, h, b.stride, 0))
+          : h;
+        h = y.add(shortcut).relu();
+      }
+      const features = h.mean([1, 2]) as tf.Tensor2D;
+      if (opts.output === 'backbone') return features;
+      if (this.config.head === 'v1') {
+        return linear(features, p('fc.weight') as tf.Tensor2D, p('fc.bias') as tf.Tensor1D);
+      }
+      const hidden: tf.Tensor2D = linear(features, p('fc.0.weight') as tf.Tensor2D, p('fc.0.bias') as tf.Tensor1D).relu();
+      return linear(hidden, p('fc.2.weight') as tf.Tensor2D, p('fc.2.bias') as tf.Tensor1D);
+    });
+  }
+
+  /** Inference in batches: eval-mode BN, optional L2 normalisation, results as one [N, D] array. */
+  async embed(
+    images: tf.Tensor4D,
+    opts: { output?: 'head' | 'backbone'; normalize?: boolean; batchSize?: number } = {},
+  ): Promise<{ data: Float32Array; dim: number }> {
+    const batchSize = opts.batchSize ?? 256;
+    const n = images.shape[0];
+    const dim = opts.output === 'backbone' ? this.featureDim : this.config.dim;
+    const data = new Float32Array(n * dim);
+    for (let start = 0; start < n; start += batchSize) {
+      const out = tf.tidy(() => {
+        const batch = images.slice(start, Math.min(batchSize, n - start));
+        const y = this.forward(batch, { training: false, output: opts.output ?? 'head' });
+        return opts.normalize ? l2Normalize(y) : y;
+      });
+      data.set(await out.data<'float32'>(), start * dim);
+      out.dispose();
+    }
+    return { data, dim };
+  }
+
+  /** All trainable and buffer tensors by name (`params/...`, `buffers/...`). */
+  namedTensors(): Map<string, tf.Variable> {
+    const all = new Map<string, tf.Variable>();
+    for (const [k, v] of this.params) all.set(`params/${k}`, v);
+    for (const [k, v] of this.buffers) all.set(`buffers/${k}`, v);
+    return all;
+  }
+
+  dispose(): void {
+    for (const v of this.namedTensors().values()) v.dispose();
+  }
+}
+
+// tfjs variable names must be unique per process; the suffix keeps encoders apart.
+let nextId = 0;
+
+function initialValue(shape: number[], how: Init, rng: Rng): tf.Tensor {
+  if (how.kind === 'const') return tf.fill(shape, how.value);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(size);
+  if (how.kind === 'conv') {
+    // kaiming_normal_(mode='fan_out', nonlinearity='relu'), as torchvision's ResNet.
+    const std = Math.sqrt(2 / how.fanOut);
+    for (let i = 0; i < size; i++) values[i] = rng.normal() * std;
+  } else {
+    for (let i = 0; i < size; i++) values[i] = rng.uniform(-how.bound, how.bound);
+  }
+  return tf.tensor(values, shape);
+}

@@ -1,0 +1,3 @@
+export * from './features.js';
+export * from './knn-monitor.js';
+export * from './train.js';

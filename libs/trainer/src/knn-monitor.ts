@@ -1,0 +1,61 @@
+import type { ImageDataset } from '@moco/data';
+import { accuracy, knnPredict, normalizeRows, type Encoder } from '@moco/moco';
+import { extractFeatures, type EvalTransform } from './features.js';
+
+export interface KnnMonitorOptions {
+  k?: number;
+  t?: number;
+}
+
+function labelsOf(ds: ImageDataset, role: string): Int32Array {
+  if (!ds.labels) throw new Error(`the kNN monitor needs a labelled ${role} dataset`);
+  return ds.labels;
+}
+
+function classCount(...sets: Int32Array[]): number {
+  let max = 0;
+  for (const labels of sets) for (const l of labels) max = Math.max(max, l);
+  return max + 1;
+}
+
+/** kNN top-1 of the encoder's backbone features: `bank` (un-augmented train images) votes for `test`. */
+export async function knnAccuracy(
+  encoder: Encoder,
+  bank: ImageDataset,
+  test: ImageDataset,
+  transform: EvalTransform,
+  opts: KnnMonitorOptions = {},
+): Promise<number> {
+  const bankLabels = labelsOf(bank, 'bank');
+  const testLabels = labelsOf(test, 'test');
+  const b = await extractFeatures(encoder, bank, transform);
+  const q = await extractFeatures(encoder, test, transform);
+  const predictions = await knnPredict({ ...b, labels: bankLabels }, q.data, {
+    ...opts,
+    numClasses: classCount(bankLabels, testLabels),
+  });
+  return accuracy(predictions, testLabels);
+}
+
+/** The same vote on raw normalised pixels: the bar a learned encoder has to clear. */
+export async function rawPixelKnnAccuracy(
+  bank: ImageDataset,
+  test: ImageDataset,
+  transform: EvalTransform,
+  opts: KnnMonitorOptions = {},
+): Promise<number> {
+  const bankLabels = labelsOf(bank, 'bank');
+  const testLabels = labelsOf(test, 'test');
+  const flat = (ds: ImageDataset) => {
+    const out = new Float32Array(ds.pixels.length);
+    const c = ds.channels;
+    for (let i = 0; i < out.length; i++) out[i] = (ds.pixels[i]! / 255 - transform.mean[i % c]!) / transform.std[i % c]!;
+    return normalizeRows(out, ds.height * ds.width * c);
+  };
+  const dim = bank.height * bank.width * bank.channels;
+  const predictions = await knnPredict({ data: flat(bank), dim, labels: bankLabels }, flat(test), {
+    ...opts,
+    numClasses: classCount(bankLabels, testLabels),
+  });
+  return accuracy(predictions, testLabels);
+}
