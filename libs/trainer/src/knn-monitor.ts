@@ -18,6 +18,22 @@ function classCount(...sets: Int32Array[]): number {
   return max + 1;
 }
 
+/** kNN top-1 of `test` given features of both sets as flat L2-normalised [n, dim] arrays. */
+async function knnTop1(
+  bank: ImageDataset,
+  test: ImageDataset,
+  features: { bank: Float32Array; test: Float32Array; dim: number },
+  opts: KnnMonitorOptions,
+): Promise<number> {
+  const bankLabels = labelsOf(bank, 'bank');
+  const testLabels = labelsOf(test, 'test');
+  const predictions = await knnPredict({ data: features.bank, dim: features.dim, labels: bankLabels }, features.test, {
+    ...opts,
+    numClasses: classCount(bankLabels, testLabels),
+  });
+  return accuracy(predictions, testLabels);
+}
+
 /** kNN top-1 of the encoder's backbone features: `bank` (un-augmented train images) votes for `test`. */
 export async function knnAccuracy(
   encoder: Encoder,
@@ -26,15 +42,9 @@ export async function knnAccuracy(
   transform: EvalTransform,
   opts: KnnMonitorOptions = {},
 ): Promise<number> {
-  const bankLabels = labelsOf(bank, 'bank');
-  const testLabels = labelsOf(test, 'test');
   const b = await extractFeatures(encoder, bank, transform);
   const q = await extractFeatures(encoder, test, transform);
-  const predictions = await knnPredict({ ...b, labels: bankLabels }, q.data, {
-    ...opts,
-    numClasses: classCount(bankLabels, testLabels),
-  });
-  return accuracy(predictions, testLabels);
+  return knnTop1(bank, test, { bank: b.data, test: q.data, dim: b.dim }, opts);
 }
 
 /** The same vote on raw normalised pixels: the bar a learned encoder has to clear. */
@@ -44,8 +54,6 @@ export async function rawPixelKnnAccuracy(
   transform: EvalTransform,
   opts: KnnMonitorOptions = {},
 ): Promise<number> {
-  const bankLabels = labelsOf(bank, 'bank');
-  const testLabels = labelsOf(test, 'test');
   const flat = (ds: ImageDataset) => {
     const out = new Float32Array(ds.pixels.length);
     const c = ds.channels;
@@ -53,9 +61,5 @@ export async function rawPixelKnnAccuracy(
     return normalizeRows(out, ds.height * ds.width * c);
   };
   const dim = bank.height * bank.width * bank.channels;
-  const predictions = await knnPredict({ data: flat(bank), dim, labels: bankLabels }, flat(test), {
-    ...opts,
-    numClasses: classCount(bankLabels, testLabels),
-  });
-  return accuracy(predictions, testLabels);
+  return knnTop1(bank, test, { bank: flat(bank), test: flat(test), dim }, opts);
 }
