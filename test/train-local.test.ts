@@ -41,10 +41,10 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     expect(rest.at(-1)).toMatchObject({ epochs: 2, steps: 4, state });
     expect(existsSync(state)).toBe(true);
 
-    // Resuming a finished 2-epoch run with more epochs is not possible from the state alone (its
-    // config says 2 epochs), so resuming continues exactly where the state says: nothing left to do.
+    // The state carries its own config (2 epochs, width 2): resuming the finished run has nothing left.
     const resumed = trainLocal([...tiny, '--resume', state]);
     expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.lines[0]).toMatchObject({ event: 'start', resumed_at_step: 4, config: { epochs: 2, width: 2 } });
     expect(resumed.lines.at(-1)).toMatchObject({ epochs: 2, steps: 4 });
   });
 

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadFashionMnist, meanStd, readDataset, type ImageDataset } from '@moco/data';
 import { cifarDemoDefaults, initBackend, type MocoConfig } from '@moco/moco';
-import { knnAccuracy, rawPixelKnnAccuracy, train } from '@moco/trainer';
+import { knnAccuracy, rawPixelKnnAccuracy, train, type RunSettings } from '@moco/trainer';
 import { z } from 'zod';
 
 const usage = `Usage: npm run train:local -- [options]
@@ -14,7 +14,7 @@ after the kNN accuracy of the randomly initialised encoder and of raw pixels.
   --dataset fashion-mnist|PATH   training images (default fashion-mnist, from Debian's dataset-fashion-mnist)
   --eval-dataset PATH            labelled test images for the kNN monitor (fashion-mnist: its test split)
   --train-limit N --test-limit N use the first N images (default 4096 / 10000)
-  --epochs N (3)  --batch-size N (256)  --lr X (0.06 * batch/512)  --width N (8)
+  --epochs N (6)  --batch-size N (64)  --lr X (0.06)  --width N (8)
   --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N (128)
   --K N (4096)  --m X (0.99)  --T X (0.1)  --bn-splits N (8)  --symmetric  --wd X (5e-4)
   --augmentation gray|v1|v2 (gray for 1 channel, v2 otherwise)  --image-size N (native)
@@ -29,9 +29,9 @@ const Options = z.object({
   'eval-dataset': z.string().optional(),
   'train-limit': z.coerce.number().int().positive().default(4096),
   'test-limit': z.coerce.number().int().positive().default(10000),
-  epochs: z.coerce.number().int().positive().default(3),
-  'batch-size': z.coerce.number().int().min(2).default(256),
-  lr: z.coerce.number().positive().optional(),
+  epochs: z.coerce.number().int().positive().default(6),
+  'batch-size': z.coerce.number().int().min(2).default(64),
+  lr: z.coerce.number().positive().default(0.06),
   width: z.coerce.number().int().positive().default(8),
   arch: z.enum(['resnet18', 'resnet34', 'resnet50']).default('resnet18'),
   stem: z.enum(['cifar', 'imagenet']).default('cifar'),
@@ -97,8 +97,6 @@ async function main(): Promise<void> {
 
   const backend = await initBackend({ prefer: o.backend, log: (line) => process.stderr.write(line + '\n') });
   const { train: trainSet, test } = await loadData(o);
-  const { mean, std } = meanStd(trainSet);
-  const transform = { size: trainSet.height, mean, std };
   const config: MocoConfig = {
     ...cifarDemoDefaults,
     arch: o.arch,
@@ -112,37 +110,51 @@ async function main(): Promise<void> {
     T: o.T,
     bnSplits: o['bn-splits'],
     symmetric: o.symmetric,
-    lr: o.lr ?? (0.06 * o['batch-size']) / 512,
+    lr: o.lr,
     weightDecay: o.wd,
     epochs: o.epochs,
     batchSize: Math.min(o['batch-size'], trainSet.count),
   };
-  const settings = {
+  const settings: RunSettings = {
     seed: o.seed,
     augmentation: o.augmentation ?? (trainSet.channels === 1 ? 'gray' : 'v2'),
-    transform,
-  } as const;
-  say(
-    `MoCo on ${o.dataset}: ${trainSet.count} train images ${trainSet.height}x${trainSet.width}x${trainSet.channels}` +
-      `${test ? `, ${test.count} test images` : ''}; ${config.arch} width ${config.width}, batch ${config.batchSize}, ` +
-      `K ${config.K}, m ${config.m}, T ${config.T}, lr ${config.lr}, bn_splits ${config.bnSplits}, ` +
-      `${config.epochs} epochs, backend ${backend.name}`,
-    { event: 'start', dataset: o.dataset, train_images: trainSet.count, test_images: test?.count ?? 0, backend: backend.name, config, settings },
-  );
+    transform: { size: trainSet.height, ...meanStd(trainSet) },
+  };
   const knn = { k: o['knn-k'], t: o['knn-t'] };
   const monitor = test && trainSet.labels && test.labels ? { bank: trainSet, test, ...knn } : undefined;
 
   const started = performance.now();
   let finalKnn: number | null = null;
+  let epochs = config.epochs;
   const run = await train({
     train: trainSet,
     ...(monitor ? { monitor } : {}),
     ...(o.resume ? { resume: new Uint8Array(await readFile(o.resume)) } : { config, settings }),
     onStart: async (moco, progress) => {
+      // A resumed run goes on with the config and settings in its state, whatever the options say.
+      const c = moco.config;
+      epochs = c.epochs;
+      const run = progress.extra?.settings as RunSettings;
+      say(
+        `MoCo on ${o.dataset}: ${trainSet.count} train images ${trainSet.height}x${trainSet.width}x${trainSet.channels}` +
+          `${test ? `, ${test.count} test images` : ''}; ${c.arch} width ${c.width}, batch ${c.batchSize}, ` +
+          `K ${c.K}, m ${c.m}, T ${c.T}, lr ${c.lr}, bn_splits ${c.bnSplits}, ${c.epochs} epochs, ` +
+          `backend ${backend.name}${o.resume ? `, resumed at step ${progress.step}` : ''}`,
+        {
+          event: 'start',
+          dataset: o.dataset,
+          train_images: trainSet.count,
+          test_images: test?.count ?? 0,
+          backend: backend.name,
+          resumed_at_step: o.resume ? progress.step : null,
+          config: c,
+          settings: run,
+        },
+      );
       if (!monitor || progress.step > 0) return;
       // Baselines: what training has to beat.
-      const randomInit = 100 * (await knnAccuracy(moco.query, monitor.bank, monitor.test, transform, knn));
-      const rawPixels = 100 * (await rawPixelKnnAccuracy(monitor.bank, monitor.test, transform, knn));
+      const randomInit = 100 * (await knnAccuracy(moco.query, monitor.bank, monitor.test, run.transform, knn));
+      const rawPixels = 100 * (await rawPixelKnnAccuracy(monitor.bank, monitor.test, run.transform, knn));
       say(`kNN of the randomly initialised encoder ${randomInit.toFixed(2)}%, of raw pixels ${rawPixels.toFixed(2)}%`, {
         random_init_knn: randomInit,
         raw_pixel_knn: rawPixels,
@@ -151,7 +163,7 @@ async function main(): Promise<void> {
     onEpoch: (e) => {
       if (e.knnAccuracy !== undefined) finalKnn = 100 * e.knnAccuracy;
       say(
-        `epoch ${e.epoch}/${config.epochs}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toFixed(4)}  ` +
+        `epoch ${e.epoch}/${epochs}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toFixed(4)}  ` +
           `${e.imagesPerSecond.toFixed(1)} img/s` +
           (e.knnAccuracy !== undefined ? `  kNN ${(100 * e.knnAccuracy).toFixed(2)}%` : ''),
         {
