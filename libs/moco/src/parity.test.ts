@@ -31,13 +31,15 @@ interface Case {
 }
 
 // Sizes keep every BN group at >= 8 values: BN over a handful of values is ill-conditioned enough that
-// float32 rounding alone (in either framework) moves results by more than the tolerance.
+// float32 rounding alone (in either framework) moves results by more than the tolerance. The tiny
+// ResNet-50 is that sensitive anyway after one SGD step (PyTorch's own float32 and float64 runs
+// differ by ~1e-3 at step 2), so it is compared at step 1.
 const cases: Case[] = [
   { name: 'resnet18 cifar stem, v1 head, bn_splits 2', config: {}, batch: 16, size: 16, steps: 3 },
   { name: 'K not a multiple of the batch (queue wraps mid-batch), v2 head', config: { K: 24, head: 'v2' }, batch: 16, size: 16, steps: 3 },
   { name: 'symmetric loss, bn_splits 4', config: { K: 64, symmetric: true, bnSplits: 4 }, batch: 16, size: 16, steps: 3 },
   { name: 'imagenet stem, grayscale input', config: { stem: 'imagenet', inChannels: 1 }, batch: 16, size: 64, steps: 3 },
-  { name: 'resnet50 (bottleneck)', config: { arch: 'resnet50', width: 8, K: 32, bnSplits: 1 }, batch: 16, size: 16, steps: 2, wasm: false },
+  { name: 'resnet50 (bottleneck)', config: { arch: 'resnet50', width: 8, K: 32, bnSplits: 1 }, batch: 16, size: 16, steps: 1, wasm: false },
 ];
 
 describe.runIf(torch.python)('MoCo step parity with PyTorch', () => {
