@@ -42,7 +42,8 @@ export interface Job {
 
 export interface BenchSpec {
   name: string;
-  usage: string;
+  /** What the bench times, for --help; the options text is shared. */
+  description: string;
   /** `import.meta.url` of the entry script: it is re-run with `--child` for the TypeScript side. */
   entry: string;
   /** The PyTorch side, a script in bench/. */
@@ -142,7 +143,7 @@ async function parent(spec: BenchSpec, argv: string[]): Promise<void> {
     },
   });
   if (o.help) {
-    process.stdout.write(spec.usage);
+    process.stdout.write(usageOf(spec));
     return;
   }
   const widths = list(o.widths ?? (o.quick ? '16' : '16,64'));
@@ -242,4 +243,22 @@ function runJson(label: string, command: string, args: string[]): Promise<Side> 
       else resolve({ error: `${label} exited with ${signal ?? `code ${code}`} (its stderr is above)` });
     });
   });
+}
+
+function usageOf(spec: BenchSpec): string {
+  const [one, unit] = spec.name === 'infer' ? ['batch', 'batches'] : ['step', 'steps'];
+  const { minSteps, maxSteps, budgetS } = spec.auto;
+  return `Usage: npm run bench:${spec.name === 'infer' ? 'infer' : 'train'} -- [options]
+
+${spec.description}
+
+  --widths 16,64        ResNet widths (default 16,64; 16 with --quick)
+  --batch ${spec.defaultBatches.join(',').padEnd(14)}batch sizes, comma-separated (default ${spec.defaultBatches.join(',')})
+  --steps N             exactly N timed ${unit} per side (default: ${minSteps} to ${maxSteps}, within --budget-s)
+  --warmup N            untimed ${unit} first (default 1)
+  --budget-s S          seconds of timed ${unit} per side once the minimum is done (default ${budgetS})
+  --backend auto|wasm|cpu|tensorflow   tfjs backend (default auto)
+  --threads N           PyTorch threads (default 2)
+  --quick               width 16, 1 timed ${one}
+`;
 }

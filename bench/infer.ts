@@ -3,26 +3,14 @@
 import { Encoder, Rng, tf } from '@moco/moco';
 import { benchMain, timeSteps } from './harness.js';
 
-const usage = `Usage: npm run bench:infer -- [options]
-
-Times embedding one batch (eval-mode BN, backbone + projection head, L2-normalised) with ResNet-18
+const description = `Times embedding one batch (eval-mode BN, backbone + projection head, L2-normalised) with ResNet-18
 (CIFAR stem) on pre-made random 32x32x3 images: our Encoder.embed in one process, then the same
-moco_model.ResNet (PyTorch) in another, per width and batch size. Prints one JSON object.
-
-  --widths 16,64        ResNet widths (default 16,64; 16 with --quick)
-  --batch 128,32        batch sizes, comma-separated (default 128,32: PyTorch slows down per image
-                        past batch 32 on small-cache machines, so both are shown)
-  --steps N             exactly N timed batches per side (default: 3 to 30, within --budget-s)
-  --warmup N            untimed batches first (default 1)
-  --budget-s S          seconds of timed batches per side once the minimum is done (default 5)
-  --backend auto|wasm|cpu|tensorflow   tfjs backend (default auto)
-  --threads N           PyTorch threads (default 2)
-  --quick               width 16, 1 timed batch
-`;
+moco_model.ResNet (PyTorch) in another, per width and batch size (PyTorch slows down per image past
+batch 32 on small-cache machines, so both 128 and 32 are shown). Prints one JSON object.`;
 
 await benchMain({
   name: 'infer',
-  usage,
+  description,
   entry: import.meta.url,
   torchScript: 'torch_infer.py',
   defaultBatches: [128, 32],

@@ -2,25 +2,13 @@
 import { Moco, Rng, tf } from '@moco/moco';
 import { benchMain, timeSteps } from './harness.js';
 
-const usage = `Usage: npm run bench:train -- [options]
-
-Times one MoCo training step (query forward + backward, key forward with shuffle-BN, momentum update,
+const description = `Times one MoCo training step (query forward + backward, key forward with shuffle-BN, momentum update,
 queue update, SGD) of ResNet-18 (CIFAR stem) on pre-made random 32x32x3 batches: our Moco.step in
-one process, then moco_model.train_step (PyTorch) in another, per width. Prints one JSON object.
-
-  --widths 16,64        ResNet widths (default 16,64; 16 with --quick)
-  --batch 128           batch sizes, comma-separated (default 128)
-  --steps N             exactly N timed steps per side (default: 2 to 10, within --budget-s)
-  --warmup N            untimed steps first (default 1)
-  --budget-s S          seconds of timed steps per side once the minimum is done (default 10)
-  --backend auto|wasm|cpu|tensorflow   tfjs backend (default auto)
-  --threads N           PyTorch threads (default 2)
-  --quick               width 16, 1 timed step
-`;
+one process, then moco_model.train_step (PyTorch) in another, per width. Prints one JSON object.`;
 
 await benchMain({
   name: 'train-step',
-  usage,
+  description,
   entry: import.meta.url,
   torchScript: 'torch_train_step.py',
   defaultBatches: [128],
