@@ -1,5 +1,5 @@
 import type { ImageDataset } from '@moco/data';
-import { evalTransform, l2Normalize, tf, type Encoder } from '@moco/moco';
+import { evalTransform, tf, type Encoder } from '@moco/moco';
 
 export interface EvalTransform {
   size: number;
@@ -19,15 +19,13 @@ export async function extractFeatures(
   const dim = output === 'backbone' ? encoder.featureDim : encoder.config.dim;
   const perImage = ds.height * ds.width * ds.channels;
   const data = new Float32Array(ds.count * dim);
+  // Chunks of the uint8 dataset, so its float copy never exists whole.
   for (let start = 0; start < ds.count; start += chunk) {
     const n = Math.min(chunk, ds.count - start);
-    const features = tf.tidy(() => {
-      const pixels = ds.pixels.subarray(start * perImage, (start + n) * perImage);
-      const x = evalTransform(tf.tensor4d(pixels, [n, ds.height, ds.width, ds.channels], 'float32'), transform);
-      return l2Normalize(encoder.forward(x, { training: false, output }));
-    });
-    data.set(await features.data<'float32'>(), start * dim);
-    features.dispose();
+    const pixels = ds.pixels.subarray(start * perImage, (start + n) * perImage);
+    const x = tf.tidy(() => evalTransform(tf.tensor4d(pixels, [n, ds.height, ds.width, ds.channels], 'float32'), transform));
+    data.set((await encoder.embed(x, { output, normalize: true, batchSize: n })).data, start * dim);
+    x.dispose();
   }
   return { data, dim };
 }
