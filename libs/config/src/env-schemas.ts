@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+// Building blocks: each app composes the groups it needs into one z.object and calls loadConfig.
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+export const databaseEnv = {
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .default('postgresql://root@127.0.0.1:5432/moco'),
+};
+
+export const redisEnv = {
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  /** Prefix for BullMQ keys, so several deployments (or test runs) can share one Redis. */
+  QUEUE_PREFIX: z.string().min(1).default('moco'),
+};
+
+export const storageEnv = {
+  STORAGE_KIND: z.enum(['local', 's3']).default('local'),
+  STORAGE_ROOT: z.string().min(1).default('./.data/objects'),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_PREFIX: z.string().optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool(false),
+};
+
+export const logEnv = {
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+};
+
+export const apiEnv = {
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: port(8080),
+  /** Upload limits: archives are checked while they stream and again while they are unpacked. */
+  MAX_UPLOAD_BYTES: positiveInt(2 * 1024 ** 3),
+  MAX_DATASET_FILES: positiveInt(2_000_000),
+  MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
+};
+
+export const workerEnv = {
+  WORKER_ID: z.string().min(1).optional(),
+  /** tfjs backend preference; the worker falls back (with a warning) when it is not installed. */
+  TRAIN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** How often Postgres is reconciled with the queue (jobs Postgres says are live but Redis lost). */
+  RECONCILE_INTERVAL_S: positiveInt(60),
+  /** Where the worker keeps downloaded datasets between jobs. */
+  WORKER_CACHE_DIR: z.string().min(1).default('./.data/worker-cache'),
+};
+
+export { port, bool, positiveInt };

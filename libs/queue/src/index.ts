@@ -1,0 +1,9 @@
+export {
+  createRedis,
+  createTrainingQueue,
+  enqueueTraining,
+  TRAINING_ATTEMPTS,
+  TRAINING_QUEUE,
+  type QueuePayloads,
+  type TrainingQueue,
+} from './training-queue.js';

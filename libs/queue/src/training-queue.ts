@@ -1,0 +1,47 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+
+/** Every queue the system uses and the payload its messages carry (one typed map, one place). */
+export interface QueuePayloads {
+  training: { jobId: string };
+}
+export const TRAINING_QUEUE = 'training' as const;
+
+export type TrainingQueue = Queue<QueuePayloads['training']>;
+
+/** BullMQ needs `maxRetriesPerRequest: null` on connections that block (workers); harmless elsewhere. */
+export function createRedis(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+export function createTrainingQueue(connection: ConnectionOptions, prefix: string): TrainingQueue {
+  return new Queue<QueuePayloads['training']>(TRAINING_QUEUE, { connection, prefix });
+}
+
+/** Infrastructure failures (lost Redis, S3 down) retry with backoff; user errors fail the job at once. */
+export const TRAINING_ATTEMPTS = 5;
+
+/**
+ * Enqueues a job under its own id, so a repeated enqueue (API retry, reconciler) is a no-op while
+ * the message exists. A finished message with the same id is removed first: Postgres decided the
+ * job is live again (resumed or reconciled), so the old message is stale.
+ */
+export async function enqueueTraining(queue: TrainingQueue, jobId: string): Promise<void> {
+  const existing = await queue.getJob(jobId);
+  if (existing) {
+    const state = await existing.getState();
+    if (state !== 'completed' && state !== 'failed') return;
+    await existing.remove();
+  }
+  await queue.add(
+    'train',
+    { jobId },
+    {
+      jobId,
+      attempts: TRAINING_ATTEMPTS,
+      backoff: { type: 'exponential', delay: 5_000 },
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 5000 },
+    },
+  );
+}
