@@ -1,8 +1,9 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ConfigError } from './load-config.js';
-import type { storageEnv } from './env-schemas.js';
+import { storageEnv } from './env-schemas.js';
 
-type StorageEnv = { [K in keyof typeof storageEnv]: z.infer<(typeof storageEnv)[K]> };
+const storageSchema = z.object(storageEnv);
+type StorageEnv = z.infer<typeof storageSchema>;
 
 export type StorageConfig =
   | { kind: 'local'; root: string }
