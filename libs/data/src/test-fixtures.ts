@@ -1,10 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buffer } from 'node:stream/consumers';
-import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import tar from 'tar-stream';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { DatasetError } from './dataset-errors.js';
 
@@ -41,26 +38,7 @@ export async function solidImage(width: number, height: number, channels: 1 | 3,
   return encodeImage(new Uint8Array(width * height * channels).fill(value), { width, height, channels }, format);
 }
 
-export type TarEntry = { name: string; data: Uint8Array | string } | { name: string; type: 'symlink' | 'link'; linkname: string };
-
-export async function tarArchive(entries: TarEntry[], gzip = false): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const entry of entries) {
-    if ('data' in entry) pack.entry({ name: entry.name }, Buffer.from(entry.data));
-    else pack.entry({ name: entry.name, type: entry.type, linkname: entry.linkname });
-  }
-  pack.finalize();
-  const bytes = await buffer(pack);
-  return gzip ? gzipSync(bytes) : bytes;
-}
-
-/** An idx file of unsigned bytes: magic 0x0000080<rank>, big-endian dimensions, data. */
-export function idxFile(dims: number[], data: Uint8Array): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header.writeUInt32BE(0x800 + dims.length, 0);
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, data]);
-}
+export { idxFile, tarArchive, type TarEntry } from './archive-writer.js';
 
 /** The DatasetError a read fails with. */
 export async function readError(promise: Promise<unknown>): Promise<DatasetError> {
