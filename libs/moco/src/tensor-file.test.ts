@@ -26,6 +26,10 @@ describe('tensor file', () => {
     expect(meta).toEqual({ kind: 'test', step: 7 });
     expect(values.get('a')).toEqual({ shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) });
     expect(values.get('b/c')).toEqual({ shape: [], data: Float32Array.from([-0.5]) });
+
+    // And from a Node Buffer inside a shared pool (as storage clients return them).
+    const pooled = Buffer.concat([Buffer.from('unrelated bytes first'), bytes]).subarray(21);
+    expect(decodeTensors(pooled).values.get('a')!.data).toEqual(Float32Array.from([1, 2, 3, 4, 5, 6]));
   });
 
   it('refuses bytes that are not a tensor file or are cut short', async () => {

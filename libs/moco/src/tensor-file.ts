@@ -63,8 +63,9 @@ export function decodeTensors<M>(bytes: Uint8Array): DecodedTensors<M> {
     tensors: TensorEntry[];
   };
   const dataStart = align4(16 + headerLength);
-  // Copy so the data is aligned whatever the caller's buffer offset is.
-  const data = new Float32Array(bytes.slice(dataStart).buffer);
+  // Copy so the data is aligned whatever the caller's buffer offset is. Not `bytes.slice`: on a Node
+  // Buffer it shares memory, and `.buffer` would then be the whole pool.
+  const data = new Float32Array(Uint8Array.prototype.slice.call(bytes, dataStart).buffer);
   const values = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const e of header.tensors) {
     const size = e.shape.reduce((a, b) => a * b, 1);
