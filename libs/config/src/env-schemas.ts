@@ -46,6 +46,10 @@ export const apiEnv = {
   MAX_UPLOAD_BYTES: positiveInt(2 * 1024 ** 3),
   MAX_DATASET_FILES: positiveInt(2_000_000),
   MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
+  /** Most bytes a dataset may unpack and decode to while it is validated (the API holds them in memory). */
+  MAX_DATASET_BYTES: positiveInt(2 * 1024 ** 3),
+  /** Where uploads are spooled while they are validated (default: the OS temp folder). */
+  UPLOAD_TEMP_DIR: z.string().min(1).optional(),
 };
 
 export const workerEnv = {
@@ -56,6 +60,34 @@ export const workerEnv = {
   RECONCILE_INTERVAL_S: positiveInt(60),
   /** Where the worker keeps downloaded datasets between jobs. */
   WORKER_CACHE_DIR: z.string().min(1).default('./.data/worker-cache'),
+  /** BullMQ lock of a running job: the job of a worker that died goes to another one about this long after. */
+  WORKER_LOCK_DURATION_MS: positiveInt(30_000),
+  /** How often each worker looks for jobs whose lock expired. */
+  WORKER_STALLED_INTERVAL_MS: positiveInt(30_000),
+};
+
+export const embedderEnv = {
+  EMBED_HOST: z.string().default('127.0.0.1'),
+  EMBED_PORT: port(50051),
+  /** Micro-batching: concurrent requests share a forward pass of up to EMBED_MAX_BATCH images... */
+  EMBED_MAX_BATCH: positiveInt(64),
+  /** ...waiting at most this long after the first of them arrived while the model is idle. */
+  EMBED_MAX_DELAY_MS: z.coerce.number().int().min(0).default(5),
+  /** Request limits: more images, or a larger message, is RESOURCE_EXHAUSTED. */
+  EMBED_MAX_IMAGES: positiveInt(256),
+  EMBED_MAX_MESSAGE_BYTES: positiveInt(64 * 1024 ** 2),
+  EMBED_MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
+  /** Models held in memory (least recently used ones are dropped). */
+  EMBED_MAX_MODELS: positiveInt(4),
+  /** Aliases are re-read this often besides on Postgres notifications (which a lost connection misses). */
+  EMBED_POLL_INTERVAL_S: positiveInt(30),
+  /** How long an API key lookup is reused (a revoked key keeps working up to this long). */
+  EMBED_KEY_CACHE_S: positiveInt(60),
+  /** On SIGTERM: health says NOT_SERVING this long before new calls are refused, then in-flight ones drain. */
+  EMBED_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  EMBED_SHUTDOWN_TIMEOUT_S: positiveInt(30),
+  /** tfjs backend preference; falls back (with a warning) when it is not installed. */
+  EMBED_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
 };
 
 export { port, bool, positiveInt };

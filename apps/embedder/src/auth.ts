@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+import { status, type Metadata } from '@grpc/grpc-js';
+import type { Db } from '@moco/db';
+import { EmbedError } from './errors.js';
+
+// Bounds the cache when many distinct keys call; the oldest entries go first.
+const MAX_CACHED_KEYS = 10_000;
+
+/** api_keys.secret_hash of a key: sha256, hex. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/**
+ * Maps `authorization: Bearer <key>` metadata to the key's project: sha256 (hex) of the key is
+ * api_keys.secret_hash, and the key must not be revoked. Lookups are reused for `cacheMs`, so a
+ * revoked key keeps working up to that long; failures are not cached.
+ */
+export class ApiKeyAuth {
+  private readonly cache = new Map<string, { projectId: string; until: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly cacheMs: number,
+  ) {}
+
+  async projectOf(metadata: Metadata): Promise<string> {
+    const header = metadata.get('authorization')[0];
+    const key = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+    if (!key) throw new EmbedError(status.UNAUTHENTICATED, 'missing "authorization: Bearer <api key>" metadata');
+    const hash = hashApiKey(key);
+    const cached = this.cache.get(hash);
+    if (cached && cached.until > Date.now()) return cached.projectId;
+    this.cache.delete(hash);
+    const row = await this.db.apiKey.findUnique({ where: { secretHash: hash }, select: { projectId: true, revokedAt: true } });
+    if (!row || row.revokedAt) throw new EmbedError(status.UNAUTHENTICATED, 'invalid or revoked API key');
+    if (this.cache.size >= MAX_CACHED_KEYS) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(hash, { projectId: row.projectId, until: Date.now() + this.cacheMs });
+    return row.projectId;
+  }
+}

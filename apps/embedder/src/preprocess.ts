@@ -1,0 +1,67 @@
+import { status } from '@grpc/grpc-js';
+import { decodeImage, DatasetError } from '@moco/data';
+import type { CheckpointTransform, EmbedRequest } from '@moco/models';
+import { evalTransform, tf } from '@moco/moco';
+import { EmbedError } from './errors.js';
+
+const invalid = (message: string) => new EmbedError(status.INVALID_ARGUMENT, message);
+
+/** How many images a request carries; checks it carries images one way and within the limit. */
+export function imageCount(request: EmbedRequest, maxImages: number): number {
+  const images = request.images ?? [];
+  const tensor = request.tensor;
+  if (images.length > 0 && tensor) throw invalid('set either images or tensor, not both');
+  const n = tensor ? (tensor.shape[0] ?? 0) : images.length;
+  if (n === 0) throw invalid('no images: set images (encoded PNG/JPEG) or tensor (shape [N, H, W, C])');
+  if (n > maxImages) throw new EmbedError(status.RESOURCE_EXHAUSTED, `${n} images in one request; the limit is ${maxImages}`);
+  return n;
+}
+
+/**
+ * The model input of a request, [N, size, size, channels]: the checkpoint's evaluation transform
+ * applied the way training applied it. Encoded images are decoded to the transform's size and
+ * channels as datasets are (libs/data, centre crop to square), then scaled and normalised.
+ */
+export async function preprocess(
+  request: EmbedRequest,
+  transform: CheckpointTransform,
+  opts: { maxPixels: number },
+): Promise<tf.Tensor4D> {
+  const { size, channels } = transform;
+  if (request.tensor) return fromTensor(request.tensor, transform);
+  const images = request.images ?? [];
+  const imageBytes = size * size * channels;
+  const pixels = new Uint8Array(images.length * imageBytes);
+  await Promise.all(
+    images.map(async (bytes, i) => {
+      try {
+        const decoded = await decodeImage(bytes, `images[${i}]`, { size: { height: size, width: size }, channels, maxPixels: opts.maxPixels });
+        pixels.set(decoded.data, i * imageBytes);
+      } catch (error) {
+        if (!(error instanceof DatasetError)) throw error;
+        const code = error.code === 'too_large' ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
+        throw new EmbedError(code, `images[${i}] cannot be decoded: ${error.message}`);
+      }
+    }),
+  );
+  return tf.tidy(() => evalTransform(tf.tensor4d(pixels, [images.length, size, size, channels], 'float32'), transform));
+}
+
+function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: CheckpointTransform): tf.Tensor4D {
+  const { shape } = tensor;
+  if (shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw invalid(`tensor.shape must be [N, H, W, C] of positive integers, got [${shape.join(', ')}]`);
+  }
+  const [n, h, w, c] = shape as [number, number, number, number];
+  if (c !== transform.channels) throw invalid(`tensor has ${c} channels; the model takes ${transform.channels}`);
+  if (tensor.data.byteLength !== n * h * w * c * 4) {
+    throw invalid(`tensor.data has ${tensor.data.byteLength} bytes; shape [${shape.join(', ')}] needs ${n * h * w * c * 4} (float32)`);
+  }
+  // A copy: the received buffer need not be 4-byte aligned.
+  const values = new Float32Array(new Uint8Array(tensor.data).buffer);
+  if (!tensor.preprocessed) return tf.tidy(() => evalTransform(tf.tensor4d(values, [n, h, w, c]), transform));
+  if (h !== transform.size || w !== transform.size) {
+    throw invalid(`a preprocessed tensor must be ${transform.size}x${transform.size}, got ${h}x${w}`);
+  }
+  return tf.tensor4d(values, [n, h, w, c]);
+}

@@ -1,0 +1,239 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import type { embedderEnv } from '@moco/config';
+import type { Db } from '@moco/db';
+import {
+  EMBEDDING_SERVICE,
+  embeddingServiceDefinition,
+  listenModelUpdates,
+  listModels,
+  loadEmbeddingProto,
+  resolveModel,
+  type EmbedRequest,
+  type EmbedResponse,
+  type Model,
+  type ModelMessage,
+  type ModelSelector,
+} from '@moco/models';
+import { resnetPlan } from '@moco/moco';
+import type { ObjectStore } from '@moco/storage';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { ApiKeyAuth } from './auth.js';
+import { MicroBatcher, type BatchStats } from './batcher.js';
+import { toServiceError } from './errors.js';
+import { ModelRegistry } from './model-registry.js';
+import { imageCount, preprocess } from './preprocess.js';
+
+export type EmbedderConfig = z.infer<z.ZodObject<typeof embedderEnv>>;
+
+export interface EmbedderDeps {
+  db: Db;
+  /** For LISTEN, on a connection of its own. */
+  databaseUrl: string;
+  store: ObjectStore;
+  log: Logger;
+}
+
+export interface Embedder {
+  /** host:port it listens on (the port chosen when EMBED_PORT is 0). */
+  address: string;
+  port: number;
+  /** Forward passes and their sizes (micro-batching at work). */
+  stats: BatchStats;
+  readonly loadedModelIds: string[];
+  /**
+   * Graceful stop: health turns NOT_SERVING, after EMBED_DRAIN_DELAY_MS new calls are refused, calls
+   * in flight finish (queued images run at once), and after EMBED_SHUTDOWN_TIMEOUT_S the rest are cut.
+   */
+  close(): Promise<void>;
+}
+
+// Requests of one EmbedStream being worked on at once; the stream is paused beyond.
+const STREAM_WINDOW = 8;
+
+interface CallContext {
+  deadline: number;
+  isCancelled: () => boolean;
+}
+
+function contextOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline' | 'cancelled'>): CallContext {
+  const deadline = call.getDeadline();
+  return { deadline: deadline instanceof Date ? deadline.getTime() : deadline, isCancelled: () => call.cancelled };
+}
+
+/** Serves moco.v1.EmbeddingService, grpc.health.v1.Health and server reflection; resolves once listening. */
+export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps): Promise<Embedder> {
+  const { db, log } = deps;
+  const registry = new ModelRegistry({ db, store: deps.store, maxModels: config.EMBED_MAX_MODELS, log });
+  const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS });
+  const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);
+  const logUnexpected = (error: unknown) => log.error({ err: error }, 'request failed');
+
+  async function embed(projectId: string, request: EmbedRequest, call: CallContext): Promise<EmbedResponse> {
+    const count = imageCount(request, config.EMBED_MAX_IMAGES);
+    const lease = await registry.acquire(projectId, request);
+    try {
+      const { model, encoder } = lease.loaded;
+      const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
+      const output = request.output === 'OUTPUT_HEAD' ? 'head' : 'backbone';
+      const normalize = request.normalize === true;
+      const { data, dim } = await batcher.submit({
+        key: `${model.id}/${output}/${normalize}`,
+        encoder,
+        output,
+        normalize,
+        input,
+        ...call,
+      });
+      return {
+        vectors: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+        count,
+        dim,
+        modelId: model.id,
+        alias: lease.alias,
+        embeddingSpaceId: model.embeddingSpaceId,
+        output: output === 'head' ? 'OUTPUT_HEAD' : 'OUTPUT_BACKBONE',
+        normalized: normalize,
+        requestId: request.requestId ?? '',
+      };
+    } finally {
+      lease.release();
+    }
+  }
+
+  const unary =
+    <Req, Res>(work: (projectId: string, request: Req, call: CallContext) => Promise<Res>) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      auth
+        .projectOf(call.metadata)
+        .then((projectId) => work(projectId, call.request, contextOf(call)))
+        .then(
+          (response) => callback(null, response),
+          (error) => callback(toServiceError(error, logUnexpected)),
+        );
+    };
+
+  function embedStream(call: grpc.ServerDuplexStream<EmbedRequest, EmbedResponse>): void {
+    const project = auth.projectOf(call.metadata);
+    const context = contextOf(call);
+    // Responses go out in request order; requests are worked on concurrently up to STREAM_WINDOW.
+    let tail = Promise.resolve();
+    let inFlight = 0;
+    let failed = false;
+    let received = 0;
+    call.on('data', (request: EmbedRequest) => {
+      if (failed) return;
+      const index = received++;
+      if (++inFlight >= STREAM_WINDOW) call.pause();
+      const result = project.then((projectId) => embed(projectId, request, context));
+      result.catch(() => {}); // handled below, in order
+      tail = tail.then(async () => {
+        try {
+          if (!failed) call.write(await result);
+        } catch (error) {
+          failed = true;
+          const status = toServiceError(error, logUnexpected);
+          call.emit('error', { ...status, details: `request ${request.requestId || `#${index}`}: ${status.details}` });
+        }
+        if (--inFlight < STREAM_WINDOW) call.resume();
+      });
+    });
+    call.on('end', () => void tail.then(() => !failed && call.end()));
+  }
+
+  const pkg = loadEmbeddingProto([healthProtoPath]);
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': config.EMBED_MAX_MESSAGE_BYTES });
+  server.addService(embeddingServiceDefinition(pkg), {
+    Embed: unary(embed),
+    EmbedStream: embedStream,
+    ListModels: unary(async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
+    GetModel: unary(async (projectId: string, selector: ModelSelector) =>
+      toModelMessage(await resolveModel(db, { projectId, alias: selector.alias, modelId: selector.modelId })),
+    ),
+  });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [EMBEDDING_SERVICE]: 'NOT_SERVING' });
+  health.addToServer(server);
+  new ReflectionService(pkg).addToServer(server);
+
+  const listener = listenModelUpdates(deps.databaseUrl, {
+    onUpdate: (u) => void registry.refreshAlias(u.projectId, u.alias),
+    onConnect: () => void registry.refreshAll(),
+    onError: (error) => log.warn({ err: error }, 'model update listener lost its connection; reconnecting'),
+  });
+  const poll = setInterval(() => void registry.refreshAll(), config.EMBED_POLL_INTERVAL_S * 1000);
+  const host = config.EMBED_HOST.includes(':') ? `[${config.EMBED_HOST}]` : config.EMBED_HOST;
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${config.EMBED_PORT}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+    await listener.ready;
+  } catch (error) {
+    clearInterval(poll);
+    server.forceShutdown();
+    await listener.close();
+    throw error;
+  }
+  const setHealth = (status: 'SERVING' | 'NOT_SERVING') => {
+    health.setStatus('', status);
+    health.setStatus(EMBEDDING_SERVICE, status);
+  };
+  setHealth('SERVING');
+  log.info({ address: `${host}:${port}` }, 'embedder listening');
+
+  let closing: Promise<void> | undefined;
+  const shutdown = async () => {
+    setHealth('NOT_SERVING');
+    await sleep(config.EMBED_DRAIN_DELAY_MS);
+    batcher.flush();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn('shutdown timeout: cutting the calls still in flight');
+        server.forceShutdown();
+        resolve();
+      }, config.EMBED_SHUTDOWN_TIMEOUT_S * 1000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    clearInterval(poll);
+    await listener.close();
+    registry.dispose();
+    log.info('embedder stopped');
+  };
+  return {
+    address: `${host}:${port}`,
+    port,
+    stats: batcher.stats,
+    get loadedModelIds() {
+      return registry.loadedModelIds;
+    },
+    close: () => (closing ??= shutdown()),
+  };
+}
+
+function toModelMessage(model: Model): ModelMessage {
+  const e = model.encoder;
+  // The BN settings do not change the layer plan.
+  const plan = resnetPlan({ arch: e.arch, stem: e.stem, width: e.width, inChannels: e.in_channels, head: e.head, dim: e.dim, bnMomentum: 0.1, bnEps: 1e-5 });
+  return {
+    id: model.id,
+    embeddingSpaceId: model.embeddingSpaceId,
+    aliases: model.aliases,
+    jobId: model.jobId,
+    step: model.step,
+    epoch: model.epoch,
+    final: model.final,
+    transform: model.transform,
+    encoder: { arch: e.arch, stem: e.stem, width: e.width, inChannels: e.in_channels, head: e.head, dim: e.dim },
+    backboneDim: plan.featureDim,
+    headDim: e.dim,
+    createdAt: model.createdAt.toISOString(),
+  };
+}
