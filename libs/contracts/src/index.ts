@@ -9,3 +9,6 @@ export {
   type FieldProblem,
   type ResolvedHyperparameters,
 } from './hyperparameters.js';
+export * from './rest-common.js';
+export * from './rest-datasets.js';
+export * from './rest-jobs.js';

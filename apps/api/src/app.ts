@@ -1,0 +1,73 @@
+import type { Db } from '@moco/db';
+import type { TrainingQueue } from '@moco/queue';
+import type { ObjectStore } from '@moco/storage';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ApiConfig } from './config.js';
+import { createDatasetRepository } from './datasets/dataset-repository.js';
+import { createDatasetService } from './datasets/dataset-service.js';
+import { createHealthService } from './health/health-service.js';
+import { createEventStreams } from './jobs/event-stream.js';
+import { createJobRepository } from './jobs/job-repository.js';
+import { createJobService } from './jobs/job-service.js';
+import { createJobUpdates } from './jobs/job-updates.js';
+import { createKeyRepository } from './keys/key-repository.js';
+import { createKeyService } from './keys/key-service.js';
+import { requireApiKey } from './plugins/auth.js';
+import { registerErrorHandling } from './plugins/errors.js';
+import { createMetrics, registerMetrics } from './plugins/metrics.js';
+import { registerOpenApi } from './plugins/openapi.js';
+import { echoRequestId, genReqId } from './plugins/request-id.js';
+import datasetRoutes from './routes/datasets/index.js';
+import healthRoutes from './routes/health/index.js';
+import jobRoutes from './routes/jobs/index.js';
+
+/** What the API is built from; whoever creates these (main.ts, a test) also closes them. */
+export interface AppDeps {
+  db: Db;
+  store: ObjectStore;
+  queue: TrainingQueue;
+  config: ApiConfig;
+}
+
+/**
+ * The API as a plugin, and its composition root: every repository and service is created here
+ * from the injected dependencies and handed to the routes that use it.
+ */
+async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const { db, store, queue, config } = deps;
+  const metrics = createMetrics();
+  const keys = createKeyService(createKeyRepository(db), app.log);
+  const datasetRepo = createDatasetRepository(db);
+  const datasets = createDatasetService({ repo: datasetRepo, store, config });
+  const jobRepo = createJobRepository(db);
+  const jobs = createJobService({ repo: jobRepo, datasets: datasetRepo, queue, store, log: app.log, jobsCreated: metrics.jobsCreated });
+  const updates = createJobUpdates(config.DATABASE_URL, app.log);
+  const streams = createEventStreams({ repo: jobRepo, updates });
+  const health = createHealthService({ db, queue, store, log: app.log });
+  app.addHook('preClose', async () => streams.closeAll());
+  app.addHook('onClose', () => updates.close());
+
+  registerErrorHandling(app);
+  echoRequestId(app);
+  registerMetrics(app, metrics);
+  await registerOpenApi(app);
+  await app.register(healthRoutes, { health });
+  await app.register(
+    async (v1) => {
+      requireApiKey(v1, keys);
+      await v1.register(datasetRoutes, { prefix: '/datasets', datasets });
+      await v1.register(jobRoutes, { prefix: '/jobs', jobs, streams });
+    },
+    { prefix: '/v1' },
+  );
+}
+
+export async function buildApp(deps: AppDeps & { logger: FastifyBaseLogger }): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.logger, genReqId });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(fp(mocoApi, { name: 'moco-api' }), deps);
+  return app;
+}

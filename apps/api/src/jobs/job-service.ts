@@ -1,0 +1,290 @@
+import { createHash, randomInt } from 'node:crypto';
+import {
+  resolveHyperparameters,
+  totalSteps,
+  type Checkpoint,
+  type CreateJobRequest,
+  type HyperparametersInput,
+  type Job,
+  type JobEvent,
+  type MetricsResponse,
+  type Page,
+  type ResolvedHyperparameters,
+} from '@moco/contracts';
+import { newId, Prisma, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
+import { enqueueTraining, type TrainingQueue } from '@moco/queue';
+import type { ObjectStore } from '@moco/storage';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { z } from 'zod';
+import type { DatasetRepository } from '../datasets/dataset-repository.js';
+import { ApiError, invalidParameter, invalidParameters, notFound } from '../shared/api-error.js';
+import { toPage } from '../shared/pagination.js';
+import type { Principal } from '../shared/scope.js';
+import { withTimeout } from '../shared/timeout.js';
+import type { JobFilter, JobRepository } from './job-repository.js';
+import { toCheckpointResource, toEventResource, toJobResource, toSeries } from './job-resources.js';
+
+export type CreateJobBody = z.output<typeof CreateJobRequest>;
+
+/** Redis calls made while answering a request wait at most this long (BullMQ queues commands while Redis is away). */
+export const REDIS_TIMEOUT_MS = 2_000;
+
+export interface JobServiceDeps {
+  repo: JobRepository;
+  datasets: DatasetRepository;
+  queue: TrainingQueue;
+  store: ObjectStore;
+  log: FastifyBaseLogger;
+  jobsCreated: Counter;
+}
+
+/** What a new job row needs besides its identity. */
+interface JobPlan {
+  datasetId: string;
+  evalDatasetId: string | null;
+  hyperparameters: ResolvedHyperparameters;
+  totalSteps: number;
+  seed: number;
+  initCheckpointId: string | null;
+}
+
+/** JSON with object keys sorted, so equal bodies hash equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A unique index (here: project + idempotency key) refused the row of a raw insert. */
+function isUniqueViolation(err: unknown): boolean {
+  if (!(err instanceof Prisma.PrismaClientKnownRequestError)) return false;
+  const cause = (err.meta?.driverAdapterError as { cause?: { kind?: string } } | undefined)?.cause;
+  return cause?.kind === 'UniqueConstraintViolation';
+}
+
+export type JobService = ReturnType<typeof createJobService>;
+
+export function createJobService({ repo, datasets, queue, store, log, jobsCreated }: JobServiceDeps) {
+  async function readyDataset(projectId: string, id: string, param: string): Promise<DatasetModel> {
+    const ds = await datasets.findById(projectId, id);
+    if (!ds) throw invalidParameter(param, `no dataset ${id} in this project`);
+    if (ds.status !== 'ready') throw invalidParameter(param, `dataset ${id} is ${ds.status}, not ready`);
+    return ds;
+  }
+
+  /** Validates the request against the datasets (and the checkpoint it continues) and resolves the hyperparameters. */
+  async function plan(projectId: string, body: CreateJobBody): Promise<JobPlan> {
+    let input: HyperparametersInput = body.hyperparameters ?? {};
+    let datasetId = body.dataset_id;
+    let evalDatasetId = body.eval_dataset_id;
+    let seed = body.seed;
+    let initCheckpointId: string | null = null;
+    if (body.from_checkpoint_id !== undefined) {
+      const checkpoint = await repo.findCheckpoint(projectId, body.from_checkpoint_id);
+      if (!checkpoint) throw invalidParameter('from_checkpoint_id', `no checkpoint ${body.from_checkpoint_id} in this project`);
+      const source = checkpoint.job;
+      const { epochs, ...others } = input;
+      const changed = Object.keys(others);
+      if (changed.length > 0) {
+        throw invalidParameters(
+          changed.map((field) => ({
+            param: `hyperparameters.${field}`,
+            message: `only epochs can be set when continuing a checkpoint (the rest comes from job ${source.id})`,
+          })),
+        );
+      }
+      const sourceHyperparameters = source.hyperparameters as ResolvedHyperparameters;
+      input = { ...sourceHyperparameters, epochs: epochs ?? sourceHyperparameters.epochs };
+      if (input.epochs! <= checkpoint.epoch) {
+        throw invalidParameter('hyperparameters.epochs', `must exceed the checkpoint's epoch (${checkpoint.epoch})`);
+      }
+      datasetId ??= source.datasetId;
+      evalDatasetId ??= source.evalDatasetId ?? undefined;
+      seed ??= source.seed;
+      initCheckpointId = checkpoint.id;
+    }
+    if (datasetId === undefined) throw invalidParameter('dataset_id', 'required (unless from_checkpoint_id is given)');
+    const dataset = await readyDataset(projectId, datasetId, 'dataset_id');
+    if (evalDatasetId !== undefined) {
+      const evalDataset = await readyDataset(projectId, evalDatasetId, 'eval_dataset_id');
+      if (!evalDataset.labelled) throw invalidParameter('eval_dataset_id', 'must be labelled: the kNN monitor needs labels');
+      if (evalDataset.channels !== dataset.channels) {
+        throw invalidParameter(
+          'eval_dataset_id',
+          `has ${evalDataset.channels} channels but the training dataset has ${dataset.channels}`,
+        );
+      }
+    }
+    const shape = { height: dataset.height!, width: dataset.width!, channels: dataset.channels!, imageCount: dataset.imageCount! };
+    const { value, problems } = resolveHyperparameters(input, shape);
+    if (problems.length > 0) throw invalidParameters(problems.map((p) => ({ param: p.field, message: p.message })));
+    return {
+      datasetId,
+      evalDatasetId: evalDatasetId ?? null,
+      hyperparameters: value,
+      totalSteps: totalSteps(value, shape.imageCount),
+      seed: seed ?? randomInt(0, 2 ** 31 - 1),
+      initCheckpointId,
+    };
+  }
+
+  function replay(prior: JobModel, requestHash: string): { job: Job; replayed: true } {
+    if (prior.requestHash !== requestHash) {
+      throw new ApiError(
+        409,
+        'idempotency_conflict',
+        `Idempotency-Key ${prior.idempotencyKey} was used for a different request (job ${prior.id})`,
+        'idempotency-key',
+      );
+    }
+    return { job: toJobResource(prior), replayed: true };
+  }
+
+  async function findJob(projectId: string | undefined, id: string): Promise<JobModel> {
+    const row = await repo.findById(projectId, id);
+    if (!row) throw notFound('job', id);
+    return row;
+  }
+
+  return {
+    findJob,
+
+    /**
+     * Creates the job (row + `created` event, one transaction) and enqueues it. With an
+     * idempotency key, a repeat of the same body returns the first job (replayed) and a different
+     * body is a conflict; two concurrent requests race on the unique (project, key) index and the
+     * loser returns the winner's job.
+     */
+    async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
+      const projectId = principal.projectId;
+      const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
+      if (idempotencyKey !== undefined) {
+        const prior = await repo.findByIdempotencyKey(projectId, idempotencyKey);
+        if (prior) return replay(prior, requestHash);
+      }
+      const p = await plan(projectId, body);
+      let row: JobModel;
+      try {
+        row = await repo.insertWithEvent(
+          {
+            id: newId('job'),
+            projectId,
+            datasetId: p.datasetId,
+            evalDatasetId: p.evalDatasetId,
+            status: 'queued',
+            hyperparameters: p.hyperparameters,
+            seed: p.seed,
+            metadata: body.metadata ?? {},
+            checkpointEvery: body.checkpoint_every,
+            maxRuntimeS: body.max_runtime_s ?? null,
+            initCheckpointId: p.initCheckpointId,
+            idempotencyKey: idempotencyKey ?? null,
+            requestHash: idempotencyKey !== undefined ? requestHash : null,
+            totalSteps: p.totalSteps,
+          },
+          { type: 'created', message: 'job created', data: { status: 'queued' } },
+        );
+      } catch (err) {
+        if (idempotencyKey !== undefined && isUniqueViolation(err)) {
+          const winner = await repo.findByIdempotencyKey(projectId, idempotencyKey);
+          if (winner) return replay(winner, requestHash);
+        }
+        throw err;
+      }
+      jobsCreated.inc();
+      try {
+        await withTimeout(enqueueTraining(queue, row.id), REDIS_TIMEOUT_MS, 'enqueue');
+      } catch (err) {
+        // Postgres is the source of truth: the job stays queued there, and the worker's reconciler
+        // enqueues queued jobs that have no message, so the client still gets its job.
+        log.warn({ err, jobId: row.id }, 'could not enqueue the job now; the reconciler will');
+      }
+      return { job: toJobResource(row), replayed: false };
+    },
+
+    async get(projectId: string | undefined, id: string): Promise<Job> {
+      return toJobResource(await findJob(projectId, id));
+    },
+
+    async list(projectId: string | undefined, filter: JobFilter, query: { limit: number; after?: string }): Promise<Page<Job>> {
+      const rows = await repo.list(projectId, filter, query.after, query.limit + 1);
+      return toPage(rows, query.limit, (r) => r.id, toJobResource);
+    },
+
+    /**
+     * A queued job is cancelled at once (and its queue message removed); a running one becomes
+     * cancelling, which its worker notices, checkpoints and finishes. Retried when the job's status
+     * changes under us (the worker starting it meanwhile).
+     */
+    async cancel(projectId: string, id: string): Promise<{ job: Job; accepted: boolean }> {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const row = await findJob(projectId, id);
+        const now = new Date();
+        if (row.status === 'cancelling') return { job: toJobResource(row), accepted: true };
+        if ((TERMINAL_STATUSES as readonly string[]).includes(row.status)) {
+          throw new ApiError(409, 'job_finished', `job ${id} has already ${row.status === 'cancelled' ? 'been cancelled' : row.status}`);
+        }
+        if (row.status === 'queued') {
+          const done = await repo.transition(id, {
+            from: ['queued'],
+            to: 'cancelled',
+            event: { type: 'cancelled', message: 'cancelled before it started' },
+            set: { cancelRequestedAt: now, finishedAt: now },
+          });
+          if (done) {
+            // A worker that already took the message finds the job cancelled in Postgres and drops it.
+            await withTimeout(queue.remove(id), REDIS_TIMEOUT_MS, 'queue remove').catch((err: unknown) =>
+              log.warn({ err, jobId: id }, 'could not remove the queue message of a cancelled job'),
+            );
+            return { job: toJobResource(await findJob(projectId, id)), accepted: false };
+          }
+        } else if (row.status === 'running') {
+          const done = await repo.transition(id, {
+            from: ['running'],
+            to: 'cancelling',
+            event: { type: 'cancel_requested', message: 'cancel requested; the worker saves a checkpoint and stops' },
+            set: { cancelRequestedAt: now },
+          });
+          if (done) return { job: toJobResource(await findJob(projectId, id)), accepted: true };
+        }
+      }
+      throw new Error(`job ${id} kept changing status while being cancelled`);
+    },
+
+    async events(projectId: string | undefined, id: string, after: number, limit: number): Promise<Page<JobEvent>> {
+      await findJob(projectId, id);
+      const rows = await repo.events(id, after, limit + 1);
+      return toPage(rows, limit, (r) => String(r.id), toEventResource);
+    },
+
+    async metrics(
+      projectId: string | undefined,
+      id: string,
+      q: { name?: string[]; from_step?: number; to_step?: number; limit: number },
+    ): Promise<MetricsResponse> {
+      await findJob(projectId, id);
+      const rows = await repo.metricSeries(id, { names: q.name, fromStep: q.from_step, toStep: q.to_step, perSeries: q.limit });
+      const series = toSeries(rows);
+      // A series with limit + 1 points was cut: the rest starts after its limit-th point.
+      const cutAt = series.filter((s) => s.points.length > q.limit).map((s) => s.points[q.limit - 1]![0] + 1);
+      for (const s of series) s.points.splice(q.limit);
+      return {
+        job_id: id,
+        data: series,
+        has_more: cutAt.length > 0,
+        next_from_step: cutAt.length > 0 ? Math.min(...cutAt) : null,
+      };
+    },
+
+    async checkpoints(projectId: string | undefined, id: string, query: { limit: number; after?: string }): Promise<Page<Checkpoint>> {
+      await findJob(projectId, id);
+      const rows = await repo.checkpoints(id, query.after, query.limit + 1);
+      return toPage(rows, query.limit, (r) => r.id, (r) => toCheckpointResource(r, store.describe(r.objectKey)));
+    },
+  };
+}

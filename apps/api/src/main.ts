@@ -1,0 +1,43 @@
+// The API server: `npm run api`. Configuration comes from the environment (see config.ts).
+import { ConfigError, loadConfig, storageConfigFromEnv } from '@moco/config';
+import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
+import { createRedis, createTrainingQueue } from '@moco/queue';
+import { createObjectStore } from '@moco/storage';
+import closeWithGrace from 'close-with-grace';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ApiEnv, type ApiConfig } from './config.js';
+
+let config: ApiConfig;
+try {
+  config = loadConfig(ApiEnv);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  // The message names every bad variable; a stack trace would only hide it.
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}
+const logger = pino({ level: config.LOG_LEVEL });
+
+if (await createDatabaseIfMissing(config.DATABASE_URL)) logger.info('created the database');
+const applied = await migrate(config.DATABASE_URL);
+if (applied.length > 0) logger.info({ applied }, 'applied migrations');
+
+const db = createDb(config.DATABASE_URL);
+const redis = createRedis(config.REDIS_URL);
+const queue = createTrainingQueue(redis, config.QUEUE_PREFIX);
+// While Redis is away jobs still go to Postgres (the worker's reconciler enqueues them): log, don't crash.
+queue.on('error', (err) => logger.warn({ err }, 'redis error'));
+const store = createObjectStore(storageConfigFromEnv(config));
+const app = await buildApp({ db, store, queue, config, logger });
+
+// SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), then close the pools.
+closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
+  if (err) logger.error({ err }, 'shutting down after an error');
+  await app.close();
+  await queue.close();
+  redis.disconnect();
+  await db.$disconnect();
+});
+
+await app.listen({ host: config.API_HOST, port: config.API_PORT });

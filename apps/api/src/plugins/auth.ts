@@ -1,0 +1,26 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { KeyService } from '../keys/key-service.js';
+import { ApiError } from '../shared/api-error.js';
+import type { Principal } from '../shared/scope.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth hook on every /v1 route. */
+    principal: Principal;
+  }
+}
+
+/**
+ * Requires `Authorization: Bearer <key>` on every route of `scope`. Runs at onRequest, before the
+ * body is read, so an unauthenticated upload costs nothing.
+ */
+export function requireApiKey(scope: FastifyInstance, keys: KeyService): void {
+  scope.decorateRequest('principal', null as unknown as Principal);
+  scope.addHook('onRequest', async (request: FastifyRequest) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    if (!match) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key>');
+    const principal = await keys.verify(match[1]!);
+    if (!principal) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key');
+    request.principal = principal;
+  });
+}

@@ -1,0 +1,136 @@
+import { gzipSync } from 'node:zlib';
+import { loadFashionMnist } from '@moco/data';
+import { createObjectStore } from '@moco/storage';
+import { zipSync } from 'fflate';
+import { pino } from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { idxFile, solidImage, tarArchive } from '../../../../../libs/data/src/test-fixtures.js';
+import { buildApp } from '../../app.js';
+import type { CreatedKey } from '../../keys/key-service.js';
+import { bearer, useTestApp } from '../../testing/test-app.js';
+import { upload } from '../../testing/upload.js';
+
+const t = useTestApp();
+let key: CreatedKey;
+let fmnist: { images: Buffer; labels: Buffer };
+
+beforeAll(async () => {
+  key = await t.current.createKey('datasets');
+  const ds = await loadFashionMnist('test', { limit: 300 });
+  fmnist = { images: idxFile([300, 28, 28], ds.pixels), labels: idxFile([300], Uint8Array.from(ds.labels!)) };
+});
+
+async function petsTree(): Promise<{ name: string; data: Buffer }[]> {
+  const [light, dark] = await Promise.all([solidImage(8, 8, 3, 220), solidImage(8, 8, 3, 30)]);
+  return [
+    { name: 'pets/cats/1.png', data: light },
+    { name: 'pets/cats/2.png', data: dark },
+    { name: 'pets/dogs/1.png', data: light },
+    { name: 'pets/dogs/2.png', data: dark },
+    { name: 'pets/dogs/3.png', data: light },
+  ];
+}
+
+describe('POST /v1/datasets (upload)', () => {
+  it('stores a tar.gz ImageFolder tree with its statistics', async () => {
+    const tgz = await tarArchive(await petsTree(), true);
+    const res = await upload(t.current, key.key, tgz, { name: 'pets', filename: 'pets.tar.gz' }, { 'content-type': 'application/gzip' });
+    expect(res.status).toBe(201);
+    const ds = res.json;
+    const objectKey = `projects/${key.project_id}/datasets/${ds.id}/pets.tar.gz`;
+    expect(ds).toMatchObject({
+      project_id: key.project_id,
+      name: 'pets',
+      status: 'ready',
+      source: 'upload',
+      format: 'tar.gz',
+      uri: `s3://${t.current.s3.bucket}/${objectKey}`,
+      bytes: tgz.length,
+      image_count: 5,
+      height: 8,
+      width: 8,
+      channels: 3,
+      class_names: ['cats', 'dogs'],
+      labelled: true,
+      error: null,
+    });
+    expect(Buffer.compare(await t.current.store.getBytes(objectKey), tgz)).toBe(0);
+    expect(await t.current.tempFiles()).toEqual([]);
+    const got = await t.current.app.inject({ url: `/v1/datasets/${ds.id}`, headers: bearer(key) });
+    expect(got.json()).toEqual(ds);
+  });
+
+  it('stores a zip, an idx pair in a tar and a single gzipped idx file', async () => {
+    const zip = zipSync(Object.fromEntries((await petsTree()).map((e) => [e.name, e.data])));
+    const zipped = await upload(t.current, key.key, zip);
+    expect(zipped.status).toBe(201);
+    expect(zipped.json).toMatchObject({ format: 'zip', image_count: 5, name: 'dataset.zip' });
+    expect(await t.current.objects(`projects/${key.project_id}/datasets/${zipped.json.id}/`)).toEqual([
+      `projects/${key.project_id}/datasets/${zipped.json.id}/dataset.zip`,
+    ]);
+
+    const pair = await tarArchive([
+      { name: 'fmnist/t10k-images-idx3-ubyte', data: fmnist.images },
+      { name: 'fmnist/t10k-labels-idx1-ubyte', data: fmnist.labels },
+    ]);
+    const idxPair = await upload(t.current, key.key, pair, { filename: 'fmnist.tar' });
+    expect(idxPair.status).toBe(201);
+    expect(idxPair.json).toMatchObject({ format: 'tar', image_count: 300, height: 28, width: 28, channels: 1, labelled: true });
+
+    const single = await upload(t.current, key.key, gzipSync(fmnist.images));
+    expect(single.status).toBe(201);
+    expect(single.json).toMatchObject({ format: 'idx.gz', image_count: 300, channels: 1, labelled: false, name: 'dataset-images-idx3-ubyte.gz' });
+  });
+
+  it('lists datasets newest first with cursor pagination', async () => {
+    const { app } = t.current;
+    const first = (await app.inject({ url: '/v1/datasets?limit=3', headers: bearer(key) })).json();
+    expect(first.data).toHaveLength(3);
+    expect(first.has_more).toBe(true);
+    const second = (await app.inject({ url: `/v1/datasets?limit=3&after=${first.next_cursor}`, headers: bearer(key) })).json();
+    expect(second).toMatchObject({ has_more: false, next_cursor: null });
+    const ids = [...first.data, ...second.data].map((d: { id: string }) => d.id);
+    expect(ids).toHaveLength(4);
+    expect([...ids].sort().reverse()).toEqual(ids);
+  });
+
+  it('rejects bad query values in the error shape', async () => {
+    const res = await upload(t.current, key.key, Buffer.from('x'), { filename: '../evil.tar' });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toMatchObject({ code: 'invalid_parameter', param: 'filename' });
+    const limit = await t.current.app.inject({ url: '/v1/datasets?limit=0', headers: bearer(key) });
+    expect(limit.json().error).toMatchObject({ code: 'invalid_parameter', param: 'limit' });
+  });
+});
+
+describe('POST /v1/datasets (register an s3:// object)', () => {
+  it('validates the object in place and records its URI without copying it', async () => {
+    const { store, s3, app } = t.current;
+    const tgz = await tarArchive(await petsTree(), true);
+    await store.put('external/pets.tgz', tgz);
+    const source = `s3://${s3.bucket}/external/pets.tgz`;
+    const res = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source, name: 'ext' } });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ source: 's3', uri: source, name: 'ext', image_count: 5, bytes: tgz.length, format: 'tar.gz' });
+    expect(await t.current.objects(`projects/${key.project_id}/datasets/${res.json().id}/`)).toEqual([]);
+
+    const missing = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source: `${source}.nope` } });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().error).toMatchObject({ code: 'invalid_parameter', param: 'source', message: expect.stringMatching(/no object/) });
+    const bad = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source: 'http://x/y' } });
+    expect(bad.json().error).toMatchObject({ code: 'invalid_parameter', param: 'source' });
+  });
+
+  it('refuses registration when objects are stored on a local disk', async () => {
+    const { db, queue, config } = t.current;
+    const store = createObjectStore({ kind: 'local', root: t.current.tempDir });
+    const app = await buildApp({ db, queue, store, config: { ...config, STORAGE_KIND: 'local' }, logger: pino({ level: 'silent' }) });
+    try {
+      const res = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source: 's3://b-1/k.tar' } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toMatch(/STORAGE_KIND=s3/);
+    } finally {
+      await app.close();
+    }
+  });
+});

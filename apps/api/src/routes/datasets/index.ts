@@ -1,0 +1,89 @@
+import type { Readable } from 'node:stream';
+import { Dataset, DatasetPage, ErrorBody, IdParams, ListDatasetsQuery, RegisterDatasetRequest, UploadDatasetQuery } from '@moco/contracts';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { DatasetService } from '../../datasets/dataset-service.js';
+import { ApiError, parseOrThrow } from '../../shared/api-error.js';
+import { readScope } from '../../shared/scope.js';
+
+const UPLOAD_DESCRIPTION = `Two ways, told apart by Content-Type:
+
+- **Upload** (any Content-Type but application/json, e.g. application/octet-stream, application/gzip,
+  application/zip): the raw body is the dataset file, streamed (no multipart): a tar, tar.gz or zip of an
+  ImageFolder tree (\`<class>/<image>\`, or images without class folders), of idx files (images + labels
+  pair, gzip or not) or of CIFAR-10 binary batches; or a single idx image file (gzip or not). \`?filename=\`
+  names the stored object, \`?name=\` the dataset. Bodies over MAX_UPLOAD_BYTES get 413.
+- **Register** (application/json \`{"source": "s3://bucket/key", "name"}\`): an object already in S3, read with
+  the service's credentials and recorded in place (STORAGE_KIND=s3 only).
+
+The file is validated (every image decoded, within the limits) before anything is stored: an invalid or
+hostile one (path traversal, links, decompression bombs, undecodable images, no images) gets 422
+\`invalid_dataset\` naming the file inside the archive, and leaves nothing behind.`;
+
+const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async (app, { datasets }) => {
+  // Any body that is not JSON is the dataset file: handed to the route as a stream, never buffered.
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.post(
+    '',
+    {
+      schema: {
+        tags: ['datasets'],
+        summary: 'Upload or register a dataset',
+        description: UPLOAD_DESCRIPTION,
+        querystring: UploadDatasetQuery,
+        response: { 201: Dataset, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+      },
+      config: {
+        openapiBody: {
+          'application/octet-stream': { type: 'string', format: 'binary', description: 'the dataset file' },
+          'application/json': z.toJSONSchema(RegisterDatasetRequest, { io: 'input' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const mediaType = request.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
+      if (mediaType === 'application/json') {
+        const body = parseOrThrow(RegisterDatasetRequest, request.body);
+        return reply.code(201).send(await datasets.register(request.principal, body));
+      }
+      const length = request.headers['content-length'];
+      try {
+        const dataset = await datasets.upload(request.principal, {
+          // No body at all (no Content-Type, no length) leaves none parsed: read the empty request.
+          body: (request.body as Readable | undefined) ?? request.raw,
+          name: request.query.name,
+          filename: request.query.filename,
+          contentLength: length === undefined ? undefined : Number(length),
+          contentType: mediaType,
+        });
+        return reply.code(201).send(dataset);
+      } catch (err) {
+        // Stop reading a body that is too large: the connection closes after the 413.
+        if (err instanceof ApiError && err.statusCode === 413) reply.header('connection', 'close');
+        throw err;
+      }
+    },
+  );
+
+  app.get(
+    '',
+    {
+      schema: {
+        tags: ['datasets'],
+        summary: 'List datasets, newest first',
+        querystring: ListDatasetsQuery,
+        response: { 200: DatasetPage },
+      },
+    },
+    async (request) => datasets.list(readScope(request.principal, request.query.project_id), request.query),
+  );
+
+  app.get(
+    '/:id',
+    { schema: { tags: ['datasets'], summary: 'Get a dataset', params: IdParams, response: { 200: Dataset, 404: ErrorBody } } },
+    async (request) => datasets.get(readScope(request.principal), request.params.id),
+  );
+};
+
+export default datasetRoutes;

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { Hyperparameters, HyperparametersInput } from './hyperparameters.js';
+import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
+
+export const JOB_STATUS_VALUES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
+export const JobStatus = z.enum(JOB_STATUS_VALUES);
+export type JobStatusValue = z.infer<typeof JobStatus>;
+
+export const METADATA_MAX_KEYS = 32;
+
+export const Metadata = z
+  .record(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'keys: 1-64 of letters, digits, "_", ".", ":", "-"'), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, `at most ${METADATA_MAX_KEYS} keys`)
+  .describe('free-form labels; filter jobs with ?metadata.<key>=<value>');
+
+export const CreateJobRequest = z
+  .object({
+    dataset_id: z.string().min(1).optional().describe('required unless from_checkpoint_id is given (then it defaults to that job\'s)'),
+    eval_dataset_id: z.string().min(1).optional().describe('labelled dataset with the same channels, for the kNN monitor'),
+    hyperparameters: HyperparametersInput.optional().describe('unset fields come from the recipe for the image size'),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('default: random'),
+    metadata: Metadata.optional(),
+    checkpoint_every: z.number().int().min(1).max(1_000_000).default(500).describe('steps between checkpoints'),
+    max_runtime_s: z.number().int().min(1).max(30 * 86_400).optional(),
+    from_checkpoint_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("continue this checkpoint's training state; only hyperparameters.epochs may be set (above the checkpoint's epoch)"),
+  })
+  .strict()
+  .meta({ id: 'CreateJobRequest' });
+export type CreateJobRequest = z.input<typeof CreateJobRequest>;
+
+export const Job = z
+  .object({
+    id: z.string(),
+    project_id: z.string(),
+    dataset_id: z.string(),
+    eval_dataset_id: z.string().nullable(),
+    status: JobStatus,
+    hyperparameters: Hyperparameters.describe('resolved: every field set'),
+    seed: z.number().int(),
+    metadata: z.record(z.string(), z.string()),
+    checkpoint_every: z.number().int(),
+    max_runtime_s: z.number().int().nullable(),
+    from_checkpoint_id: z.string().nullable(),
+    progress: z.object({
+      step: z.number().int(),
+      total_steps: z.number().int(),
+      epoch: z.number().int(),
+      epochs: z.number().int(),
+      fraction: z.number().describe('step / total_steps, 0 to 1'),
+    }),
+    latest_metrics: z.record(z.string(), z.number().nullable()).describe('newest value of each metric'),
+    attempts: z.number().int(),
+    worker_id: z.string().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    created_at: Timestamp,
+    started_at: Timestamp.nullable(),
+    finished_at: Timestamp.nullable(),
+    cancel_requested_at: Timestamp.nullable(),
+    heartbeat_at: Timestamp.nullable(),
+    updated_at: Timestamp,
+  })
+  .meta({ id: 'Job' });
+export type Job = z.infer<typeof Job>;
+
+export const JobPage = page(Job);
+
+export const ListJobsQuery = PageQuery.extend({
+  status: commaList(JobStatus).optional().describe('comma-separated statuses'),
+  project_id: z.string().optional().describe('admin keys only: one project (default: every project)'),
+})
+  .catchall(z.string())
+  .describe('also metadata.<key>=<value>: jobs whose metadata has that value (several are ANDed)');
+
+export const JobEvent = z
+  .object({
+    id: z.number().int().describe('increasing; the SSE id'),
+    job_id: z.string(),
+    type: z.string().describe('created, started, dataset_loaded, epoch_completed, checkpoint_saved, cancel_requested, cancelled, requeued, retrying, succeeded, failed'),
+    message: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    created_at: Timestamp,
+  })
+  .meta({ id: 'JobEvent' });
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const JobEventPage = page(JobEvent);
+
+export const JobEventsQuery = z.object({
+  after: z.coerce.number().int().min(0).optional().describe('event id; events after it (SSE: Last-Event-ID wins)'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  metrics_after_step: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('SSE only: also send metrics after this step (default: only metrics newer than the stream)'),
+});
+
+export const MetricsQuery = z.object({
+  name: commaList(z.string().min(1).max(64)).optional().describe('comma-separated metric names (default: all)'),
+  from_step: z.coerce.number().int().min(0).optional(),
+  to_step: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(100_000).default(10_000).describe('most points per metric'),
+});
+
+/** Points of one metric, `[step, value]` by increasing step; a value that is not finite (NaN) is null. */
+export const MetricSeries = z.object({
+  name: z.string(),
+  points: z.array(z.tuple([z.number().int(), z.number().nullable()])),
+});
+export type MetricSeries = z.infer<typeof MetricSeries>;
+
+export const MetricsResponse = z
+  .object({
+    job_id: z.string(),
+    data: z.array(MetricSeries),
+    has_more: z.boolean().describe('some metric had more than limit points'),
+    next_from_step: z
+      .number()
+      .int()
+      .nullable()
+      .describe('ask again from this step for the rest (points are keyed by step: merge, some may repeat)'),
+  })
+  .meta({ id: 'Metrics' });
+export type MetricsResponse = z.infer<typeof MetricsResponse>;
+
+export const Checkpoint = z
+  .object({
+    id: z.string(),
+    job_id: z.string(),
+    step: z.number().int(),
+    epoch: z.number().int(),
+    final: z.boolean(),
+    bytes: z.number().int(),
+    uri: z.string(),
+    metrics: z.record(z.string(), z.unknown()),
+    transform: z.record(z.string(), z.unknown()).describe('evaluation transform: {size, mean[], std[], channels}'),
+    encoder: z.record(z.string(), z.unknown()).describe('{arch, stem, width, in_channels, head, dim}'),
+    created_at: Timestamp,
+  })
+  .meta({ id: 'Checkpoint' });
+export type Checkpoint = z.infer<typeof Checkpoint>;
+
+export const CheckpointPage = page(Checkpoint);

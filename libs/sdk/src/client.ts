@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import type {
+  Checkpoint,
+  CreateJobRequest,
+  Dataset,
+  Job,
+  JobEvent,
+  JobStatusValue,
+  MetricsResponse,
+  Page,
+  RegisterDatasetRequest,
+} from '@moco/contracts';
+import { isTerminalEvent, jobStream, type JobStreamItem } from './event-stream.js';
+import { Http, type RequestOptions } from './http.js';
+
+export interface MocoClientOptions {
+  /** e.g. http://127.0.0.1:8080 */
+  baseUrl: string;
+  apiKey: string;
+  /** Per request attempt, ms (default 60 s; uploads and streams are not timed out). */
+  timeoutMs?: number;
+  /** Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an idempotency key. */
+  maxRetries?: number;
+  retryDelayMs?: number;
+}
+
+type Call = { signal?: AbortSignal };
+const TERMINAL: readonly string[] = ['succeeded', 'failed', 'cancelled'];
+
+/** Pages of a list endpoint, fetched as the iteration needs them. */
+async function* paginate<T>(http: Http, path: string, query: RequestOptions['query'], signal?: AbortSignal): AsyncGenerator<T> {
+  let after: string | undefined;
+  do {
+    const page = await http.json<Page<T>>(path, { query: { ...query, after }, signal });
+    yield* page.data;
+    after = page.has_more ? (page.next_cursor ?? undefined) : undefined;
+  } while (after);
+}
+
+/** A typed client of the MoCo training service's REST API. */
+export class MocoClient {
+  private readonly http: Http;
+
+  constructor(opts: MocoClientOptions) {
+    this.http = new Http({
+      baseUrl: opts.baseUrl,
+      apiKey: opts.apiKey,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      maxRetries: opts.maxRetries ?? 3,
+      retryDelayMs: opts.retryDelayMs ?? 250,
+    });
+  }
+
+  readonly datasets = {
+    /**
+     * Uploads a dataset file (tar, tar.gz, zip, idx) from a path, bytes or a stream; the API validates
+     * it before answering. From a path or bytes the upload is retried on network errors; a stream cannot be.
+     */
+    upload: async (
+      source: string | Uint8Array | Readable,
+      opts: Call & { name?: string; filename?: string; onProgress?: (sentBytes: number, totalBytes?: number) => void } = {},
+    ): Promise<Dataset> => {
+      const total = typeof source === 'string' ? (await stat(source)).size : source instanceof Uint8Array ? source.byteLength : undefined;
+      const filename = opts.filename ?? (typeof source === 'string' ? basename(source).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '') : undefined);
+      const body = () => {
+        const stream = typeof source === 'string' ? createReadStream(source) : source instanceof Uint8Array ? Readable.from([source]) : source;
+        let sent = 0;
+        stream.on('data', (chunk: Buffer) => opts.onProgress?.((sent += chunk.length), total));
+        return Readable.toWeb(stream) as unknown as ReadableStream;
+      };
+      return this.http.json<Dataset>('/v1/datasets', {
+        method: 'POST',
+        query: { name: opts.name, filename: filename || undefined },
+        headers: { 'content-type': 'application/octet-stream', ...(total !== undefined ? { 'content-length': String(total) } : {}) },
+        body,
+        retry: !(source instanceof Readable),
+        timeoutMs: 0,
+        signal: opts.signal,
+      });
+    },
+    /** Registers an object already in the service's S3 (`s3://bucket/key`), validated in place. */
+    register: (req: RegisterDatasetRequest, opts: Call = {}) =>
+      this.http.json<Dataset>('/v1/datasets', { method: 'POST', json: req, retry: false, timeoutMs: 0, signal: opts.signal }),
+    get: (id: string, opts: Call = {}) => this.http.json<Dataset>(`/v1/datasets/${encodeURIComponent(id)}`, opts),
+    list: (opts: Call & { pageSize?: number } = {}) => paginate<Dataset>(this.http, '/v1/datasets', { limit: opts.pageSize }, opts.signal),
+  };
+
+  readonly jobs = {
+    /** Creates a job; a random Idempotency-Key is sent unless given, so retries never create two. */
+    create: (req: CreateJobRequest, opts: Call & { idempotencyKey?: string } = {}) =>
+      this.http.json<Job>('/v1/jobs', {
+        method: 'POST',
+        json: req,
+        headers: { 'idempotency-key': opts.idempotencyKey ?? randomUUID() },
+        retry: true,
+        signal: opts.signal,
+      }),
+    get: (id: string, opts: Call = {}) => this.http.json<Job>(`/v1/jobs/${encodeURIComponent(id)}`, opts),
+    list: (opts: Call & { status?: JobStatusValue[]; metadata?: Record<string, string>; pageSize?: number } = {}) =>
+      paginate<Job>(
+        this.http,
+        '/v1/jobs',
+        {
+          limit: opts.pageSize,
+          status: opts.status?.join(','),
+          ...Object.fromEntries(Object.entries(opts.metadata ?? {}).map(([k, v]) => [`metadata.${k}`, v])),
+        },
+        opts.signal,
+      ),
+    /** Cancelling is idempotent, so it is retried like a read. */
+    cancel: (id: string, opts: Call = {}) =>
+      this.http.json<Job>(`/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST', retry: true, signal: opts.signal }),
+    /** Live events and new metric points until the job ends (Server-Sent Events, resumed after drops). */
+    events: (id: string, opts: Call & { after?: number; metricsAfterStep?: number } = {}): AsyncGenerator<JobStreamItem> =>
+      jobStream(this.http, id, opts),
+    eventPage: (id: string, opts: Call & { after?: number; limit?: number } = {}) =>
+      this.http.json<Page<JobEvent>>(`/v1/jobs/${encodeURIComponent(id)}/events`, {
+        query: { after: opts.after, limit: opts.limit },
+        signal: opts.signal,
+      }),
+    metrics: (id: string, opts: Call & { names?: string[]; fromStep?: number; toStep?: number; limit?: number } = {}) =>
+      this.http.json<MetricsResponse>(`/v1/jobs/${encodeURIComponent(id)}/metrics`, {
+        query: { name: opts.names?.join(','), from_step: opts.fromStep, to_step: opts.toStep, limit: opts.limit },
+        signal: opts.signal,
+      }),
+    checkpoints: (id: string, opts: Call = {}) =>
+      paginate<Checkpoint>(this.http, `/v1/jobs/${encodeURIComponent(id)}/checkpoints`, {}, opts.signal),
+    /** Follows the live stream until the job is succeeded, failed or cancelled, then returns it. */
+    wait: async (id: string, opts: Call & { onItem?: (item: JobStreamItem) => void } = {}): Promise<Job> => {
+      const job = await this.jobs.get(id, opts);
+      if (TERMINAL.includes(job.status)) return job;
+      for await (const item of this.jobs.events(id, { signal: opts.signal })) {
+        opts.onItem?.(item);
+        if (item.kind === 'event' && isTerminalEvent(item.event)) break;
+      }
+      return this.jobs.get(id, opts);
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export { MocoClient, type MocoClientOptions } from './client.js';
+export { MocoApiError, MocoConnectionError } from './errors.js';
+export { isTerminalEvent, type JobStreamItem } from './event-stream.js';
