@@ -1,5 +1,6 @@
 import type { Db } from '@moco/db';
 import type { TrainingQueue } from '@moco/queue';
+import type { EmbeddingClient } from '@moco/models';
 import type { ObjectStore } from '@moco/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -14,6 +15,7 @@ import { createJobService } from './jobs/job-service.js';
 import { createJobUpdates } from './jobs/job-updates.js';
 import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
+import { createModelService } from './models/model-service.js';
 import { requireApiKey } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
@@ -22,6 +24,7 @@ import { echoRequestId, genReqId } from './plugins/request-id.js';
 import datasetRoutes from './routes/datasets/index.js';
 import healthRoutes from './routes/health/index.js';
 import jobRoutes from './routes/jobs/index.js';
+import modelRoutes from './routes/models/index.js';
 
 /** What the API is built from; whoever creates these (main.ts, a test) also closes them. */
 export interface AppDeps {
@@ -29,6 +32,8 @@ export interface AppDeps {
   store: ObjectStore;
   queue: TrainingQueue;
   config: ApiConfig;
+  /** gRPC client of an embedder, for POST /v1/embeddings; null answers 503. */
+  embedder?: EmbeddingClient | null;
 }
 
 /**
@@ -46,6 +51,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const updates = createJobUpdates(config.DATABASE_URL, app.log);
   const streams = createEventStreams({ repo: jobRepo, updates });
   const health = createHealthService({ db, queue, store, log: app.log });
+  const models = createModelService({ db, embedder: deps.embedder ?? null, embedTimeoutMs: 30_000 });
   app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', () => updates.close());
 
@@ -59,6 +65,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
       requireApiKey(v1, keys);
       await v1.register(datasetRoutes, { prefix: '/datasets', datasets });
       await v1.register(jobRoutes, { prefix: '/jobs', jobs, streams });
+      await v1.register(modelRoutes, { models });
     },
     { prefix: '/v1' },
   );

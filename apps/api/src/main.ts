@@ -1,6 +1,7 @@
 // The API server: `npm run api`. Configuration comes from the environment (see config.ts).
 import { ConfigError, loadConfig, storageConfigFromEnv } from '@moco/config';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
+import { createEmbeddingClient } from '@moco/models';
 import { createRedis, createTrainingQueue } from '@moco/queue';
 import { createObjectStore } from '@moco/storage';
 import closeWithGrace from 'close-with-grace';
@@ -29,12 +30,14 @@ const queue = createTrainingQueue(redis, config.QUEUE_PREFIX);
 // While Redis is away jobs still go to Postgres (the worker's reconciler enqueues them): log, don't crash.
 queue.on('error', (err) => logger.warn({ err }, 'redis error'));
 const store = createObjectStore(storageConfigFromEnv(config));
-const app = await buildApp({ db, store, queue, config, logger });
+const embedder = config.EMBEDDER_URL ? createEmbeddingClient(config.EMBEDDER_URL) : null;
+const app = await buildApp({ db, store, queue, config, logger, embedder });
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), then close the pools.
 closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
   if (err) logger.error({ err }, 'shutting down after an error');
   await app.close();
+  embedder?.close();
   await queue.close();
   redis.disconnect();
   await db.$disconnect();

@@ -1,15 +1,9 @@
-import { createHash } from 'node:crypto';
 import { status, type Metadata } from '@grpc/grpc-js';
-import type { Db } from '@moco/db';
+import { hashApiKey, type Db } from '@moco/db';
 import { EmbedError } from './errors.js';
 
 // Bounds the cache when many distinct keys call; the oldest entries go first.
 const MAX_CACHED_KEYS = 10_000;
-
-/** api_keys.secret_hash of a key: sha256, hex. */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
-}
 
 /**
  * Maps `authorization: Bearer <key>` metadata to the key's project: sha256 (hex) of the key is

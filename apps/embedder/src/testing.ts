@@ -1,10 +1,9 @@
 // Fixtures for tests and the benchmark: real rows and real checkpoint objects, no training.
 import { randomBytes } from 'node:crypto';
-import { newId, type Db } from '@moco/db';
+import { hashApiKey, newId, type Db } from '@moco/db';
 import type { CheckpointTransform } from '@moco/models';
 import { cifarDemoDefaults, Moco, Rng, saveTrainingState, type MocoConfig } from '@moco/moco';
 import type { ObjectStore } from '@moco/storage';
-import { hashApiKey } from './auth.js';
 
 /** A project with one API key; returns the key's secret. */
 export async function createProjectWithKey(db: Db): Promise<{ projectId: string; apiKey: string }> {

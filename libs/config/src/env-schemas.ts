@@ -42,6 +42,8 @@ export const logEnv = {
 export const apiEnv = {
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: port(8080),
+  /** host:port of an embedder for POST /v1/embeddings (the REST mirror of gRPC Embed); unset: 503. */
+  EMBEDDER_URL: z.string().regex(/^[^\s/]+:\d+$/, 'must be host:port').optional(),
   /** Upload limits: archives are checked while they stream and again while they are unpacked. */
   MAX_UPLOAD_BYTES: positiveInt(2 * 1024 ** 3),
   MAX_DATASET_FILES: positiveInt(2_000_000),

@@ -12,3 +12,4 @@ export {
 export * from './rest-common.js';
 export * from './rest-datasets.js';
 export * from './rest-jobs.js';
+export * from './rest-models.js';

@@ -13,6 +13,8 @@ export const API_ERROR_CODES = [
   'unsupported_media_type',
   'idempotency_conflict',
   'job_finished',
+  'embedder_unavailable',
+  'deadline_exceeded',
   'internal_error',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hashApiKey } from '@moco/db';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Principal } from '../shared/scope.js';
 import type { KeyRepository } from './key-repository.js';
@@ -6,10 +7,6 @@ import type { KeyRepository } from './key-repository.js';
 export const KEY_PREFIX = 'mk_';
 // last_used_at is for operators ("is this key still in use?"): minute precision spares a write per request.
 const TOUCH_INTERVAL_MS = 60_000;
-
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
 
 export interface CreatedKey {
   project_id: string;
@@ -32,7 +29,7 @@ export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
         projectId: project.id,
         name: opts.name,
         role: opts.role,
-        secretHash: hashSecret(secret),
+        secretHash: hashApiKey(secret),
         prefix: secret.slice(0, KEY_PREFIX.length + 6),
       });
       return { project_id: project.id, project_name: project.name, key_id: row.id, name: row.name, role: opts.role, key: secret };
@@ -41,7 +38,7 @@ export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
     /** The caller behind a key, or null for an unknown or revoked one. */
     async verify(secret: string): Promise<Principal | null> {
       if (!secret.startsWith(KEY_PREFIX)) return null;
-      const key = await repo.findBySecretHash(hashSecret(secret));
+      const key = await repo.findBySecretHash(hashApiKey(secret));
       if (!key || key.revokedAt) return null;
       const now = new Date();
       if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > TOUCH_INTERVAL_MS) {
