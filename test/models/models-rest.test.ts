@@ -14,7 +14,7 @@ import { createCheckpoint, tinyConfig } from '../../apps/embedder/src/testing.js
 // POST/GET /v1/models and POST /v1/embeddings: the REST API over real Postgres and S3, proxying to a
 // real embedder over a gRPC socket.
 
-const transform = { size: 16, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+const transform = { size: 16, channels: 3 as const, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
 
 describe('models and embeddings over REST', () => {
   const t = useTestApp();
@@ -63,7 +63,7 @@ describe('models and embeddings over REST', () => {
       method: body === undefined ? 'GET' : 'POST',
       headers: { ...bearer(k), ...(body !== undefined && { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-    }).then(async (r) => ({ status: r.status, json: await r.json() }));
+    }).then(async (r) => ({ status: r.status, json: (await r.json()) as any }));
 
   it('promotes a checkpoint under an alias, moves it, and lists it', async () => {
     const first = await call('/v1/models', key, { checkpoint_id: checkpoints[0], alias: 'production' });
