@@ -5,6 +5,7 @@ import { startEmbedder, type Embedder } from '@moco/embedder';
 import { createEmbeddingClient, unpackVectors, type EmbeddingClient } from '@moco/models';
 import { initBackend } from '@moco/moco';
 import type { FastifyInstance } from 'fastify';
+import { MocoClient } from '@moco/sdk';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -112,5 +113,25 @@ describe('models and embeddings over REST', () => {
     });
     expect(noEmbedder.status).toBe(503);
     expect(await noEmbedder.json()).toMatchObject({ error: { code: 'embedder_unavailable' } });
+  });
+
+  it('the SDK promotes, lists and embeds over gRPC in batches and over REST', async () => {
+    const sdk = new MocoClient({ baseUrl: apiUrl, apiKey: key, grpcAddress: embedder.address });
+    try {
+      const promoted = await sdk.models.promote({ checkpoint_id: checkpoints[0]!, alias: 'canary' });
+      expect(promoted.aliases).toEqual(['canary', 'production']);
+      expect((await sdk.models.list()).map((m) => m.id)).toContain(checkpoints[0]);
+      const images = Array.from({ length: 5 }, () => png);
+      const batched = await sdk.embeddings.embed(images, { model: 'canary', batchSize: 2, concurrency: 2 });
+      const whole = await sdk.embeddings.embed(images, { model: 'canary' });
+      expect(batched.vectors).toHaveLength(5);
+      expect(batched).toMatchObject({ modelId: checkpoints[0], alias: 'canary', embeddingSpaceId: promoted.embedding_space_id });
+      batched.vectors.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(whole.vectors[i]![j]!, 6)));
+      const rest = await sdk.embeddings.create({ images: [png.toString('base64')], model: 'canary' });
+      rest.data[0]!.forEach((x, j) => expect(x).toBeCloseTo(whole.vectors[0]![j]!, 6));
+      await expect(sdk.embeddings.embed([png], { model: 'missing' })).rejects.toMatchObject({ code: 5 });
+    } finally {
+      sdk.close();
+    }
   });
 });

@@ -7,14 +7,19 @@ import type {
   Checkpoint,
   CreateJobRequest,
   Dataset,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
   Job,
   JobEvent,
   JobStatusValue,
   MetricsResponse,
+  Model,
   Page,
+  PromoteModelRequest,
   RegisterDatasetRequest,
 } from '@moco/contracts';
 import { isTerminalEvent, jobStream, type JobStreamItem } from './event-stream.js';
+import { GrpcEmbedder, type EmbedOptions, type Embeddings } from './grpc-embedder.js';
 import { Http, type RequestOptions } from './http.js';
 
 export interface MocoClientOptions {
@@ -26,6 +31,8 @@ export interface MocoClientOptions {
   /** Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an idempotency key. */
   maxRetries?: number;
   retryDelayMs?: number;
+  /** host:port of an embedder, for `embeddings.embed` over gRPC. */
+  grpcAddress?: string;
 }
 
 type Call = { signal?: AbortSignal };
@@ -44,8 +51,10 @@ async function* paginate<T>(http: Http, path: string, query: RequestOptions['que
 /** A typed client of the MoCo training service's REST API. */
 export class MocoClient {
   private readonly http: Http;
+  private readonly grpc: GrpcEmbedder | null;
 
   constructor(opts: MocoClientOptions) {
+    this.grpc = opts.grpcAddress ? new GrpcEmbedder(opts.grpcAddress, opts.apiKey, opts.maxRetries ?? 3) : null;
     this.http = new Http({
       baseUrl: opts.baseUrl,
       apiKey: opts.apiKey,
@@ -140,4 +149,31 @@ export class MocoClient {
       return this.jobs.get(id, opts);
     },
   };
+
+  readonly models = {
+    /** Points an alias at a checkpoint; embedders switch to it without a restart. */
+    promote: (req: PromoteModelRequest, opts: Call = {}) =>
+      this.http.json<Model>('/v1/models', { method: 'POST', json: req, retry: true, signal: opts.signal }),
+    list: async (opts: Call = {}) => (await this.http.json<{ data: Model[] }>('/v1/models', opts)).data,
+  };
+
+  readonly embeddings = {
+    /**
+     * Embeds encoded images (PNG/JPEG) over gRPC (needs `grpcAddress`), in batches of `batchSize`
+     * sent concurrently. Throws if the alias moved between batches, so vectors from two models are
+     * never returned together.
+     */
+    embed: (images: Uint8Array[], opts: EmbedOptions = {}): Promise<Embeddings> => {
+      if (!this.grpc) throw new Error('embeddings.embed needs the client option grpcAddress (host:port of an embedder)');
+      return this.grpc.embed(images, opts);
+    },
+    /** The REST mirror (POST /v1/embeddings): images as base64 in JSON; for callers without gRPC. */
+    create: (req: EmbeddingsRequest, opts: Call = {}) =>
+      this.http.json<EmbeddingsResponse>('/v1/embeddings', { method: 'POST', json: req, retry: true, signal: opts.signal }),
+  };
+
+  /** Closes the gRPC channel, if one was opened. */
+  close(): void {
+    this.grpc?.close();
+  }
 }
