@@ -85,6 +85,19 @@ describe('train', () => {
     for (const r of [stopped, rest, full]) r.moco.dispose();
   });
 
+  it('continues a finished run for more epochs, and its checkpoints keep the new length', async () => {
+    let finished: Uint8Array | null = null;
+    const first = await train({ train: ds, config, settings, onCheckpoint: (s) => void (finished = s) });
+    const states: Uint8Array[] = [];
+    const longer = await train({ train: ds, resume: finished!, epochs: 3, checkpointEvery: 1, onCheckpoint: (s) => void states.push(s) });
+    expect(longer.progress).toMatchObject({ step: 6, epoch: 3 });
+    const again = await train({ train: ds, resume: states[0]! });
+    expect(again.progress).toMatchObject({ step: 6, epoch: 3 });
+    expect(maxDiff(again.moco, longer.moco)).toBeLessThanOrEqual(1e-5);
+    await expect(train({ train: ds, resume: finished!, epochs: 1 })).rejects.toThrow(/done 2 epochs, more than 1/);
+    for (const r of [first, longer, again]) r.moco.dispose();
+  });
+
   it('rejects a dataset whose channels do not match the encoder', async () => {
     const gray = { ...ds, channels: 1 as const, pixels: ds.pixels.subarray(0, 10 * 64) };
     await expect(train({ train: gray, config, settings })).rejects.toThrow(/1 channel\(s\) but the encoder expects 3/);

@@ -58,6 +58,8 @@ export interface TrainOptions {
   settings?: RunSettings;
   /** ...or the bytes of a training state to continue. */
   resume?: Uint8Array;
+  /** With `resume`: train to this many epochs instead of the state's own (continuing a finished run further). */
+  epochs?: number;
   /** Save a training state every this many steps (and when stopped); 0 = only when stopped. */
   checkpointEvery?: number;
   onCheckpoint?: (state: Uint8Array, progress: TrainingProgress) => Promise<void> | void;
@@ -162,6 +164,11 @@ function initialState(opts: TrainOptions): { moco: Moco; rng: Rng; progress: Tra
     const { moco, rng, progress } = loadTrainingState(opts.resume);
     const settings = progress.extra?.settings as RunSettings | undefined;
     if (!settings) throw new Error('the training state has no run settings (seed, augmentation, transform)');
+    if (opts.epochs !== undefined) {
+      if (opts.epochs < progress.epoch) throw new Error(`the training state has done ${progress.epoch} epochs, more than ${opts.epochs}`);
+      // On the config itself, so the lr schedule and every checkpoint of the longer run use the new length.
+      moco.config.epochs = opts.epochs;
+    }
     return { moco, rng, progress, settings };
   }
   if (!opts.config || !opts.settings) throw new Error('a new run needs config and settings');

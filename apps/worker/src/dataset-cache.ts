@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DatasetError } from '@moco/data';
+import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
+import { UserError, type DatasetLocation } from './protocol.js';
+
+/**
+ * The local copy of a dataset's file, `<cacheDir>/datasets/<id>/<object name>`, downloaded on
+ * first use. Datasets never change, so a copy is reused. The download is renamed into place, so
+ * processes sharing the cache see the whole file or none.
+ */
+export async function localDataset(store: ObjectStore, cacheDir: string, ds: DatasetLocation): Promise<string> {
+  const { source, key } = objectOf(store, ds);
+  // Under the object's own name: readDataset judges a file by its content, but finds an idx label file by name.
+  const file = path.resolve(cacheDir, 'datasets', ds.id, path.posix.basename(key));
+  if (await stat(file).then(() => true, () => false)) return file;
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.partial-${randomUUID()}`;
+  try {
+    const body = await source.get(key).catch((err: unknown) => {
+      throw err instanceof ObjectNotFoundError ? new DatasetError('not_found', ds.uri, 'the dataset object is missing', { cause: err }) : err;
+    });
+    await pipeline(body, createWriteStream(temp));
+    await rename(temp, file);
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return file;
+}
+
+/** An upload is an object of this deployment's store; a registered dataset is an object in any bucket its credentials can read. */
+function objectOf(store: ObjectStore, ds: DatasetLocation): { source: ObjectStore; key: string } {
+  if (ds.objectKey) return { source: store, key: ds.objectKey };
+  if (!ds.uri.startsWith('s3://')) throw new UserError('dataset_unreachable', `dataset ${ds.id} has no stored object and its URI ${ds.uri} is not s3://`);
+  if (!(store instanceof S3Store)) {
+    throw new UserError('dataset_unreachable', `${ds.uri} is in S3, but this worker's object store is not (STORAGE_KIND=s3)`);
+  }
+  const { bucket, prefix } = parseS3Uri(ds.uri);
+  return { source: store.forBucket(bucket), key: prefix };
+}

@@ -1,0 +1,155 @@
+import type { StorageConfig } from '@moco/config';
+import type { Db } from '@moco/db';
+import type { BackendName } from '@moco/moco';
+import type { ClaimedJob } from './claim.js';
+import { errorMessage, type Logger } from './log.js';
+import { checkpointPrefix, UserError, type ChildMessage, type DatasetLocation, type StartMessage } from './protocol.js';
+import { LostJobError, RunRecorder } from './run-recorder.js';
+import { TrainerProcess } from './trainer-process.js';
+
+/**
+ * How often a run beats its heartbeat and looks for a cancel request or an exceeded runtime
+ * (counted from the job's first start, so requeues and retries cannot stretch it).
+ */
+const HEARTBEAT_MS = 1_000;
+/** How often buffered metric rows are written when fewer than a batch arrive. */
+const FLUSH_MS = 1_000;
+
+export interface RunSettings {
+  db: Db;
+  log: Logger;
+  workerId: string;
+  storage: StorageConfig;
+  cacheDir: string;
+  backend: BackendName | 'auto';
+  /** The same dataset limits the API validated with. */
+  limits: StartMessage['limits'];
+}
+
+export type StopReason = 'cancel' | 'shutdown' | 'max_runtime';
+
+export type RunOutcome =
+  | { kind: 'finished' }
+  | { kind: 'stopped'; reason: StopReason }
+  | { kind: 'failed'; userError: boolean; code: string; message: string }
+  /** Another worker holds the job now: write nothing more. */
+  | { kind: 'lost' };
+
+/**
+ * One attempt at a claimed job: a trainer child does the work, and this side records its reports
+ * (in order), beats the heartbeat, and asks the child to stop when the job is cancelled, runs out
+ * of time or the worker shuts down.
+ */
+export class JobRun {
+  readonly recorder: RunRecorder;
+  private stopReason: StopReason | null = null;
+  private child: TrainerProcess | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  private result: Extract<ChildMessage, { type: 'done' | 'failed' }> | null = null;
+  private beating = false;
+
+  constructor(
+    private readonly settings: RunSettings,
+    private readonly job: ClaimedJob,
+    onProgress: (step: number, epoch: number) => void,
+  ) {
+    this.recorder = new RunRecorder(settings.db, settings.workerId, { ...job, latestMetrics: job.latestMetrics as Record<string, number> }, onProgress);
+  }
+
+  /** Stops between steps with a checkpoint; the first reason given is the one reported. */
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+    this.child?.stop();
+  }
+
+  async execute(): Promise<RunOutcome> {
+    const start = await startMessage(this.settings, this.job);
+    this.child = new TrainerProcess(start, (message) => this.enqueue(() => this.onMessage(message)));
+    if (this.stopReason) this.child.stop();
+    const flush = setInterval(() => this.enqueue(() => this.recorder.flush()), FLUSH_MS);
+    const beat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    const exit = await this.child.closed;
+    clearInterval(flush);
+    clearInterval(beat);
+    // The rows reported since the last flush, whatever the ending.
+    this.enqueue(() => this.recorder.flush());
+    await this.chain;
+    if (this.failure instanceof LostJobError) return { kind: 'lost' };
+    if (this.failure) throw this.failure;
+    const result = this.result;
+    if (!result) throw new Error(`the trainer process ended (${exit.signal ?? `exit code ${exit.code}`}) without a result`);
+    if (result.type === 'failed') return { kind: 'failed', userError: result.userError, code: result.code, message: result.message };
+    if (!result.stopped) return { kind: 'finished' };
+    return { kind: 'stopped', reason: this.stopReason ?? 'shutdown' };
+  }
+
+  /** Child reports are written one after another; the first failed write ends the run. */
+  private enqueue(task: () => Promise<void>): void {
+    this.chain = this.chain.then(async () => {
+      if (this.failure) return;
+      try {
+        await task();
+      } catch (err) {
+        this.failure = err;
+        this.child?.kill();
+      }
+    });
+  }
+
+  private async onMessage(message: ChildMessage): Promise<void> {
+    if (message.type === 'done' || message.type === 'failed') this.result = message;
+    else await this.recorder.record(message);
+  }
+
+  private async beat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      const wants = await this.recorder.heartbeat();
+      if (!wants) {
+        this.failure ??= new LostJobError(`job ${this.job.id} was taken over by another worker`);
+        this.child?.kill();
+      } else if (wants.cancelling) {
+        this.stop('cancel');
+      } else if (wants.overtime) {
+        this.stop('max_runtime');
+      }
+    } catch (err) {
+      // A Postgres hiccup: the next beat tries again, and a failed metrics write ends the run.
+      this.settings.log.warn('heartbeat failed', { job_id: this.job.id, error: errorMessage(err) });
+    } finally {
+      this.beating = false;
+    }
+  }
+}
+
+/** What the trainer child needs: datasets, the job's settings, and the checkpoint to continue, if any. */
+async function startMessage(settings: RunSettings, job: ClaimedJob): Promise<StartMessage> {
+  for (const ds of [job.dataset, job.evalDataset]) {
+    if (ds && ds.status !== 'ready') throw new UserError('dataset_not_ready', `dataset ${ds.id} is ${ds.status}, not ready`);
+  }
+  // The newest checkpoint of this job, else the checkpoint it was started from, else none.
+  const own = await settings.db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { objectKey: true } });
+  const init =
+    !own && job.initCheckpointId
+      ? await settings.db.checkpoint.findUnique({ where: { id: job.initCheckpointId }, select: { objectKey: true } })
+      : null;
+  if (!own && job.initCheckpointId && !init) throw new UserError('checkpoint_not_found', `checkpoint ${job.initCheckpointId} does not exist`);
+  const location = (ds: NonNullable<ClaimedJob['evalDataset']>): DatasetLocation => ({ id: ds.id, objectKey: ds.objectKey, uri: ds.uri });
+  return {
+    type: 'start',
+    storage: settings.storage,
+    cacheDir: settings.cacheDir,
+    backend: settings.backend,
+    train: location(job.dataset),
+    eval: job.evalDataset ? location(job.evalDataset) : null,
+    channels: job.dataset.channels === 1 ? 1 : 3,
+    hyperparameters: job.hyperparameters,
+    seed: job.seed,
+    limits: settings.limits,
+    checkpointEvery: job.checkpointEvery,
+    checkpointPrefix: checkpointPrefix(job.projectId, job.id),
+    resumeKey: (own ?? init)?.objectKey ?? null,
+  };
+}

@@ -1,0 +1,186 @@
+import { addJobEvent, newId, notifyJobUpdate, type Db, type JobEventInput, type Prisma } from '@moco/db';
+import type { ChildMessage, EncoderInfo, TransformInfo } from './protocol.js';
+
+type Tx = Prisma.TransactionClient;
+
+/** Metric rows are written once this many are waiting (and at least every second, by the run's timer). */
+const FLUSH_ROWS = 50;
+
+/** The row no longer names this worker: another worker took the job over (or it was finished for it). */
+export class LostJobError extends Error {
+  override readonly name = 'LostJobError';
+}
+
+interface MetricRow {
+  name: string;
+  step: number;
+  epoch: number;
+  value: number;
+}
+
+export interface RecordedJob {
+  id: string;
+  projectId: string;
+  step: number;
+  epoch: number;
+  latestMetrics: Record<string, number>;
+}
+
+/**
+ * Writes what a trainer child reports to Postgres, in the order it was reported: metric rows in
+ * batches (upserts, so the steps a resumed run replays overwrite and never repeat), the job's
+ * progress columns, events and checkpoint rows. Each write first checks, in its transaction, that
+ * the row still names this worker, so a worker that lost its job cannot overwrite its successor.
+ */
+export class RunRecorder {
+  step: number;
+  epoch: number;
+  lastCheckpointId: string | null = null;
+  private readonly latest: Record<string, number>;
+  private readonly pending = new Map<string, MetricRow>();
+  private model: { transform: TransformInfo; encoder: EncoderInfo } | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly workerId: string,
+    private readonly job: RecordedJob,
+    private readonly onProgress: (step: number, epoch: number) => void,
+  ) {
+    this.step = job.step;
+    this.epoch = job.epoch;
+    this.latest = { ...job.latestMetrics };
+  }
+
+  async record(message: Exclude<ChildMessage, { type: 'done' | 'failed' }>): Promise<void> {
+    switch (message.type) {
+      case 'ready': {
+        this.model = { transform: message.transform, encoder: message.encoder };
+        const { backend, images, evalImages, knnMonitor, transform, step } = message;
+        const resumed = step > 0 ? `, resuming at step ${step}` : '';
+        return this.event({
+          type: 'dataset_loaded',
+          message: `${images} training images loaded; training on ${backend.detail}${resumed}`,
+          data: {
+            images,
+            eval_images: evalImages,
+            knn_monitor: knnMonitor,
+            transform: { ...transform },
+            backend: { name: backend.name, detail: backend.detail, warnings: backend.warnings },
+            resumed_from_step: step > 0 ? step : null,
+          },
+        });
+      }
+      case 'step': {
+        const { step, epoch } = message;
+        this.add(step, epoch, { loss: message.loss, lr: message.lr, pretext_accuracy: message.pretextAccuracy, feature_std: message.featureStd });
+        if (this.pending.size >= FLUSH_ROWS) await this.flush();
+        return;
+      }
+      case 'epoch': {
+        const { step, epoch, loss, lr, imagesPerSecond, seconds, knnAccuracy } = message;
+        this.add(step, epoch, { epoch_loss: loss, images_per_s: imagesPerSecond, ...(knnAccuracy === null ? {} : { knn_accuracy: knnAccuracy }) });
+        return this.event({
+          type: 'epoch_completed',
+          message: `epoch ${epoch} done: loss ${loss.toFixed(4)}${knnAccuracy === null ? '' : `, kNN accuracy ${(100 * knnAccuracy).toFixed(2)}%`}`,
+          data: { epoch, step, loss, lr, images_per_s: imagesPerSecond, seconds, knn_accuracy: knnAccuracy },
+        });
+      }
+      case 'checkpoint':
+        return this.checkpoint(message);
+    }
+  }
+
+  /** Writes the waiting metric rows with the job's progress columns, in one transaction. */
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const rows = [...this.pending.values()];
+    const { step, epoch } = this;
+    const newest = Object.fromEntries(rows.map((r) => [r.name, r.value]));
+    await this.db.$transaction(async (tx) => {
+      await this.checkOwner(tx);
+      await tx.$executeRaw`
+        INSERT INTO metrics (job_id, name, step, epoch, value)
+        SELECT ${this.job.id}, r.name, r.step, r.epoch, r.value
+        FROM unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.step)}::int[],
+                    ${rows.map((r) => r.epoch)}::int[], ${rows.map((r) => r.value)}::float8[]) AS r(name, step, epoch, value)
+        ON CONFLICT (job_id, name, step) DO UPDATE SET epoch = EXCLUDED.epoch, value = EXCLUDED.value`;
+      await tx.$executeRaw`
+        UPDATE jobs SET step = ${step}, epoch = ${epoch}, latest_metrics = latest_metrics || ${JSON.stringify(newest)}::jsonb, updated_at = now()
+        WHERE id = ${this.job.id}`;
+      await notifyJobUpdate(tx, this.job.id);
+    });
+    this.pending.clear();
+    this.onProgress(step, epoch);
+  }
+
+  /**
+   * Refreshes the heartbeat and says what the row asks for: a stop when it is `cancelling` or has
+   * run past max_runtime_s (read live, by the database's clock); null when it no longer names
+   * this worker (another worker took the job over, or it was finished for it).
+   */
+  async heartbeat(tx: Tx | Db = this.db): Promise<{ cancelling: boolean; overtime: boolean } | null> {
+    const rows = await tx.$queryRaw<{ status: string; overtime: boolean }[]>`
+      UPDATE jobs SET heartbeat_at = now()
+      WHERE id = ${this.job.id} AND worker_id = ${this.workerId} AND status IN ('running', 'cancelling')
+      RETURNING status, coalesce(started_at + max_runtime_s * interval '1 second' <= now(), false) AS overtime`;
+    const row = rows[0];
+    return row ? { cancelling: row.status === 'cancelling', overtime: row.overtime } : null;
+  }
+
+  private add(step: number, epoch: number, values: Record<string, number>): void {
+    for (const [name, value] of Object.entries(values)) {
+      this.pending.set(`${name}@${step}`, { name, step, epoch, value });
+      this.latest[name] = value;
+    }
+    this.step = step;
+    this.epoch = epoch;
+  }
+
+  /** Events follow the metrics they report on: a reader who sees the event finds its rows. */
+  private async event(event: JobEventInput): Promise<void> {
+    await this.flush();
+    await this.db.$transaction(async (tx) => {
+      await this.checkOwner(tx);
+      await addJobEvent(tx, this.job.id, event);
+    });
+  }
+
+  /**
+   * The metric rows up to the checkpoint's step are committed before its row, so a resume from it
+   * (which replays only later steps) loses none. An upsert: the end of a run, and a stop, can
+   * checkpoint the same step twice.
+   */
+  private async checkpoint(c: Extract<ChildMessage, { type: 'checkpoint' }>): Promise<void> {
+    if (!this.model) throw new Error('a checkpoint arrived before the trainer reported its model');
+    await this.flush();
+    const fields = {
+      epoch: c.epoch,
+      final: c.final,
+      objectKey: c.key,
+      bytes: BigInt(c.bytes),
+      metrics: { ...this.latest },
+      transform: { ...this.model.transform },
+      encoder: { ...this.model.encoder },
+    };
+    this.lastCheckpointId = await this.db.$transaction(async (tx) => {
+      await this.checkOwner(tx);
+      const { id } = await tx.checkpoint.upsert({
+        where: { jobId_step: { jobId: this.job.id, step: c.step } },
+        create: { id: newId('ckpt'), jobId: this.job.id, projectId: this.job.projectId, step: c.step, ...fields },
+        update: fields,
+        select: { id: true },
+      });
+      await addJobEvent(tx, this.job.id, {
+        type: 'checkpoint_saved',
+        message: `checkpoint at step ${c.step}${c.final ? ' (final)' : ''}`,
+        data: { checkpoint_id: id, step: c.step, epoch: c.epoch, final: c.final, bytes: c.bytes },
+      });
+      return id;
+    });
+  }
+
+  /** Locks the job row for the transaction, and stops it when the row no longer names this worker. */
+  private async checkOwner(tx: Tx): Promise<void> {
+    if (!(await this.heartbeat(tx))) throw new LostJobError(`job ${this.job.id} is no longer held by this worker`);
+  }
+}

@@ -1,0 +1,50 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ChildMessage, StartMessage } from './protocol.js';
+
+const CHILD_ENTRY = fileURLToPath(new URL('./trainer-child.ts', import.meta.url));
+// Resolved from this file, so the child finds tsx whatever the working directory.
+const TSX_LOADER = import.meta.resolve('tsx');
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** The trainer child of one job: the worker sends it work and stop requests and gets its reports in order. */
+export class TrainerProcess {
+  readonly closed: Promise<ChildExit>;
+  private readonly child: ChildProcess;
+
+  constructor(start: StartMessage, onMessage: (message: ChildMessage) => void) {
+    this.child = fork(CHILD_ENTRY, [], {
+      execArgv: ['--import', TSX_LOADER],
+      // Structured clone rather than JSON: a diverged loss stays NaN instead of becoming null.
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (message) => onMessage(message as ChildMessage));
+    // 'close' follows the exit and every message the child sent; a failed spawn gives only 'error'.
+    this.closed = new Promise((resolve) => {
+      this.child.once('close', (code, signal) => resolve({ code, signal }));
+      this.child.on('error', () => {
+        if (this.child.pid === undefined) resolve({ code: null, signal: null });
+      });
+    });
+    this.send(start);
+  }
+
+  /** Asks for a stop between steps (the child saves a checkpoint first). */
+  stop(): void {
+    this.send({ type: 'stop' });
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+
+  private send(message: StartMessage | { type: 'stop' }): void {
+    // A child that already exited cannot be told anything; its exit says what happened.
+    if (this.child.connected) this.child.send(message, () => {});
+  }
+}

@@ -1,0 +1,154 @@
+import { transitionJob, type JobStatus } from '@moco/db';
+import type { QueuePayloads } from '@moco/queue';
+import { DelayedError, UnrecoverableError, WaitingError, type Job as Message } from 'bullmq';
+import { claimJob, type ClaimedJob } from './claim.js';
+import { JobRun, type RunOutcome, type RunSettings } from './job-run.js';
+import { errorMessage } from './log.js';
+import { UserError } from './protocol.js';
+
+export type TrainingMessage = Message<QueuePayloads['training']>;
+
+export interface ProcessorSettings extends RunSettings {
+  lockDurationMs: number;
+}
+
+/**
+ * The BullMQ processor of the training queue (one job at a time per worker). Postgres decides
+ * what happens; the queue message is only acknowledged, retried, delayed or given back to match.
+ */
+export class TrainingProcessor {
+  private active: JobRun | null = null;
+  private closing = false;
+
+  constructor(private readonly settings: ProcessorSettings) {}
+
+  /** Takes no more jobs; the running one stops with a checkpoint and goes back to the queue. */
+  shutdown(): void {
+    this.closing = true;
+    this.active?.stop('shutdown');
+  }
+
+  readonly process = async (message: TrainingMessage, token?: string): Promise<void> => {
+    const { db, workerId, lockDurationMs, log } = this.settings;
+    const { jobId } = message.data;
+    if (this.closing) return giveBack(message, token);
+    const claim = await claimJob(db, jobId, workerId, lockDurationMs);
+    if (claim.kind === 'none') return;
+    if (claim.kind === 'busy') {
+      // Not a failure: look again once that worker's heartbeat would be stale, using no attempt.
+      log.info('job still beats on another worker; delaying its message', { job_id: jobId, holder: claim.workerId });
+      await message.moveToDelayed(claim.retryAt + 100, token);
+      throw new DelayedError();
+    }
+    const { job } = claim;
+    log.info('job started', { job_id: jobId, attempt: job.attempts });
+    const run = new JobRun(this.settings, job, (step, epoch) => {
+      // Progress in Redis is for queue dashboards only: never worth failing a run over.
+      message.updateProgress({ step, total_steps: job.totalSteps, epoch }).catch((err: unknown) => {
+        log.warn('could not update queue progress', { job_id: jobId, error: errorMessage(err) });
+      });
+    });
+    this.active = run;
+    if (this.closing) run.stop('shutdown');
+    let outcome: RunOutcome;
+    try {
+      outcome = await run.execute();
+    } catch (err) {
+      outcome =
+        err instanceof UserError
+          ? { kind: 'failed', userError: true, code: err.code, message: err.message }
+          : { kind: 'failed', userError: false, code: 'infrastructure_error', message: errorMessage(err) };
+    } finally {
+      this.active = null;
+    }
+    log.info('job run ended', { job_id: jobId, outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) });
+    await this.finish(job, run, outcome, message, token);
+  };
+
+  private async finish(job: ClaimedJob, run: JobRun, outcome: RunOutcome, message: TrainingMessage, token?: string): Promise<void> {
+    const { db } = this.settings;
+    const { step, lastCheckpointId } = run.recorder;
+    const live: JobStatus[] = ['running', 'cancelling'];
+    const fail = (code: string, text: string) =>
+      transitionJob(db, job.id, {
+        from: live,
+        to: 'failed',
+        event: { type: 'failed', message: text, data: { error_code: code, step } },
+        set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
+      });
+    // A cancel request wins over a stop or a retry: the user wanted the job to end.
+    const cancelIfRequested = () =>
+      transitionJob(db, job.id, {
+        from: ['cancelling'],
+        to: 'cancelled',
+        event: { type: 'cancelled', message: `cancelled at step ${step}`, data: { step, checkpoint_id: lastCheckpointId } },
+        set: { finishedAt: new Date() },
+      });
+
+    // The transitions below check the status only: make sure no other worker took the job over meanwhile.
+    if (outcome.kind === 'lost' || !(await run.recorder.heartbeat())) {
+      this.settings.log.warn('job was taken over by another worker; leaving it alone', { job_id: job.id });
+      return;
+    }
+    switch (outcome.kind) {
+      case 'finished':
+        await transitionJob(db, job.id, {
+          from: live,
+          to: 'succeeded',
+          event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId } },
+          set: { finishedAt: new Date() },
+        });
+        return;
+      case 'stopped': {
+        if (await cancelIfRequested()) return;
+        if (outcome.reason === 'max_runtime') {
+          const text = `the job ran longer than max_runtime_s (${job.maxRuntimeS} s); stopped at step ${step} with a checkpoint`;
+          await fail('max_runtime_exceeded', text);
+          throw new UnrecoverableError(text);
+        }
+        await transitionJob(db, job.id, {
+          from: ['running'],
+          to: 'queued',
+          event: {
+            type: 'requeued',
+            message: `worker ${this.settings.workerId} is shutting down; the job goes back to the queue at step ${step}`,
+            data: { reason: 'shutdown', step, checkpoint_id: lastCheckpointId },
+          },
+          set: { workerId: null },
+        });
+        return giveBack(message, token);
+      }
+      case 'failed': {
+        if (outcome.userError) {
+          await fail(outcome.code, outcome.message);
+          throw new UnrecoverableError(outcome.message);
+        }
+        if (await cancelIfRequested()) return;
+        const attempt = message.attemptsMade + 1;
+        const attempts = message.opts.attempts ?? 1;
+        if (attempt >= attempts) {
+          await fail('infrastructure_error', outcome.message);
+          throw new UnrecoverableError(outcome.message);
+        }
+        await transitionJob(db, job.id, {
+          from: ['running'],
+          to: 'queued',
+          event: {
+            type: 'retrying',
+            message: `attempt ${attempt} of ${attempts} failed (${outcome.message}); retrying`,
+            data: { attempt, max_attempts: attempts, error: outcome.message, step },
+          },
+          set: { workerId: null },
+        });
+        // BullMQ retries it after its backoff.
+        throw new Error(outcome.message);
+      }
+    }
+  }
+}
+
+/** Back to the front of the queue for any worker, without using one of its attempts. */
+async function giveBack(message: TrainingMessage, token?: string): Promise<never> {
+  await message.moveToWait(token);
+  throw new WaitingError();
+}
