@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { idxArchive, loadFashionMnist } from '@moco/data';
+import { MocoClient, type JobStreamItem } from '@moco/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useTestApp } from '../../apps/api/src/testing/test-app.js';
+import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
+
+// The product path, end to end: the SDK uploads Fashion-MNIST through the API (real Postgres, Redis,
+// S3 protocol), creates a job, a real worker process trains it, and the results are read back
+// through the API; then a second job continues the final checkpoint for one more epoch.
+
+const SMALL = { width: 4, dim: 16, K: 256, batch_size: 32, bn_splits: 4, epochs: 2, knn_k: 20 };
+
+describe('the service end to end', () => {
+  const t = useTestApp({ MAX_UPLOAD_BYTES: String(16 * 1024 ** 2), MAX_DATASET_BYTES: String(64 * 1024 ** 2) });
+  let worker: WorkerProcess;
+  let client: MocoClient;
+  let cacheDir: string;
+
+  beforeAll(async () => {
+    cacheDir = await mkdtemp(path.join(tmpdir(), 'moco-e2e-cache-'));
+    worker = startWorkerProcess({ ...workerEnvFrom(t.current.config), WORKER_CACHE_DIR: cacheDir });
+    client = new MocoClient({ baseUrl: t.current.url, apiKey: (await t.current.createKey('e2e')).key });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+
+  it('uploads, trains to succeeded with every metric step and checkpoints, and continues a checkpoint', async () => {
+    const train = await client.datasets.upload(await idxArchive(await loadFashionMnist('train', { limit: 256 })), { name: 'fm-train' });
+    const test = await client.datasets.upload(await idxArchive(await loadFashionMnist('test', { limit: 200 }), 't10k'), { name: 'fm-test' });
+    expect(train).toMatchObject({ status: 'ready', image_count: 256, labelled: true, height: 28, channels: 1 });
+
+    const job = await client.jobs.create({ dataset_id: train.id, eval_dataset_id: test.id, hyperparameters: SMALL, seed: 3, checkpoint_every: 4 });
+    expect(job.progress.total_steps).toBe(16);
+    const items: JobStreamItem[] = [];
+    const done = await client.jobs.wait(job.id, { onItem: (item) => items.push(item) });
+    expect(done.status, worker.logs.slice(-20).join('\n')).toBe('succeeded');
+    expect(done.progress).toMatchObject({ step: 16, epoch: 2, fraction: 1 });
+
+    const types = items.flatMap((i) => (i.kind === 'event' ? [i.event.type] : []));
+    expect(types.slice(0, 3)).toEqual(['created', 'started', 'dataset_loaded']);
+    expect(types.filter((x) => x === 'epoch_completed')).toHaveLength(2);
+    expect(types.at(-1)).toBe('succeeded');
+    expect(items.some((i) => i.kind === 'metrics')).toBe(true);
+
+    const metrics = await client.jobs.metrics(job.id, { names: ['loss', 'knn_accuracy'] });
+    const loss = metrics.data.find((s) => s.name === 'loss')!;
+    expect(loss.points.map(([step]) => step)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    const knn = metrics.data.find((s) => s.name === 'knn_accuracy')!;
+    expect(knn.points.map(([step]) => step)).toEqual([8, 16]);
+    expect(knn.points[1]![1]!).toBeGreaterThan(0.3); // 10 classes: chance is 0.1
+
+    const checkpoints = [];
+    for await (const c of client.jobs.checkpoints(job.id)) checkpoints.push(c);
+    expect(checkpoints.map((c) => [c.step, c.final])).toEqual([[4, false], [8, false], [12, false], [16, true]]);
+    for (const c of checkpoints) {
+      const key = c.uri.replace(`s3://${t.current.s3.bucket}/`, '');
+      expect((await t.current.store.head(key))?.bytes).toBe(c.bytes);
+    }
+
+    const more = await client.jobs.create({ from_checkpoint_id: checkpoints.at(-1)!.id, hyperparameters: { epochs: 3 } });
+    const continued = await client.jobs.wait(more.id);
+    expect(continued.status).toBe('succeeded');
+    expect(continued.progress).toMatchObject({ step: 24, epoch: 3 });
+    const steps = (await client.jobs.metrics(more.id, { names: ['loss'] })).data[0]!.points.map(([s]) => s);
+    expect(steps).toEqual([17, 18, 19, 20, 21, 22, 23, 24]);
+  });
+});

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+// A real worker process (apps/worker/src/main.ts under tsx) for end-to-end tests.
+
+const MAIN = path.join(import.meta.dirname, '../../apps/worker/src/main.ts');
+const TSX = import.meta.resolve('tsx');
+
+export interface WorkerProcess {
+  proc: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Its log lines (JSON), for assertions and for failure messages. */
+  logs: string[];
+  /** Sends the signal and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The variables a worker needs to share an API's database, queue and S3 bucket. */
+export function workerEnvFrom(config: {
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  QUEUE_PREFIX: string;
+  S3_BUCKET?: string;
+  S3_ENDPOINT?: string;
+  S3_REGION: string;
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
+}): Record<string, string> {
+  return {
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
+    QUEUE_PREFIX: config.QUEUE_PREFIX,
+    STORAGE_KIND: 's3',
+    S3_BUCKET: config.S3_BUCKET!,
+    S3_ENDPOINT: config.S3_ENDPOINT!,
+    S3_REGION: config.S3_REGION,
+    S3_ACCESS_KEY_ID: config.S3_ACCESS_KEY_ID!,
+    S3_SECRET_ACCESS_KEY: config.S3_SECRET_ACCESS_KEY!,
+    S3_FORCE_PATH_STYLE: 'true',
+  };
+}
+
+export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
+  const proc = spawn(process.execPath, ['--import', TSX, MAIN], {
+    env: { ...process.env, TRAIN_BACKEND: 'wasm', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const keep = (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean));
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    proc,
+    exited,
+    logs,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
