@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,13 +12,12 @@ import { createRedis, createTrainingQueue, enqueueTraining, TRAINING_ATTEMPTS, t
 import { createObjectStore, startTestS3Server, type ObjectStore, type TestS3Server } from '@moco/storage';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
 
 // The training worker end to end: real worker processes (tsx), real Postgres, Redis and S3
 // protocol, a tiny MoCo on the wasm backend. The tests run in order and share workers: each
 // starts where the previous one left the system.
 
-const MAIN = path.join(import.meta.dirname, '../../apps/worker/src/main.ts');
-const TSX = import.meta.resolve('tsx');
 const SIZE = 16;
 const IMAGES = 256;
 const SMALL: HyperparametersInput = { width: 4, dim: 16, K: 256, batch_size: 32, bn_splits: 4, image_size: SIZE, knn_k: 20 };
@@ -35,44 +34,24 @@ let projectId: string;
 let trainSetId: string;
 let evalSetId: string;
 const prefix = `test-worker-${randomBytes(4).toString('hex')}`;
-const workers: Worker[] = [];
+const workers: WorkerProcess[] = [];
 
-interface Worker {
-  proc: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  logs: string[];
-}
-
-function startWorker(): Worker {
-  const proc = spawn(process.execPath, ['--import', TSX, MAIN], {
-    env: {
-      ...process.env,
+function startWorker(): WorkerProcess {
+  const worker = startWorkerProcess({
+    ...workerEnvFrom({
       DATABASE_URL: pg.url,
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       QUEUE_PREFIX: prefix,
-      STORAGE_KIND: 's3',
       S3_BUCKET: s3.bucket,
       S3_ENDPOINT: s3.endpoint,
       S3_REGION: s3.region,
       S3_ACCESS_KEY_ID: s3.accessKeyId,
       S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      S3_FORCE_PATH_STYLE: 'true',
-      WORKER_CACHE_DIR: cacheDir,
-      TRAIN_BACKEND: 'wasm',
-      WORKER_LOCK_DURATION_MS: '3000',
-      WORKER_STALLED_INTERVAL_MS: '1000',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    WORKER_CACHE_DIR: cacheDir,
+    WORKER_LOCK_DURATION_MS: '3000',
+    WORKER_STALLED_INTERVAL_MS: '1000',
   });
-  const logs: string[] = [];
-  const keep = (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean));
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const worker = { proc, exited, logs };
   workers.push(worker);
   return worker;
 }
@@ -224,7 +203,7 @@ afterAll(async () => {
 });
 
 describe('training worker', () => {
-  let first: Worker;
+  let first: WorkerProcess;
   let reference: string;
 
   it('runs a job to succeeded: every metric step once, epoch metrics, a loadable final checkpoint, events in order', async () => {
