@@ -1,0 +1,84 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { embedderEnv, loadConfig } from '@moco/config';
+import { tarArchive } from '@moco/data';
+import { startEmbedder, type Embedder } from '@moco/embedder';
+import { initBackend } from '@moco/moco';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { useTestApp } from '../../apps/api/src/testing/test-app.js';
+import { encodeImage } from '../../libs/data/src/test-fixtures.js';
+import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
+
+// Runs the README's SDK example as written, against a real API, worker and embedder; only the
+// addresses are replaced by this test's, and its files (photos.tar.gz, cat.png, dog.png) made here.
+
+const ROOT = path.join(import.meta.dirname, '../..');
+const SCRIPT = path.join(import.meta.dirname, '.example.generated.ts');
+const run = promisify(execFile);
+
+async function readmeExample(): Promise<string> {
+  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const match = /<!-- sdk-example -->\n```ts\n([\s\S]*?)```/.exec(readme);
+  if (!match) throw new Error('README.md has no <!-- sdk-example --> block');
+  return match[1]!;
+}
+
+/** A 16x16 PNG whose pixels follow the seed (two visibly different "classes"). */
+function png(seed: number, cls: number): Promise<Buffer> {
+  const pixels = new Uint8Array(16 * 16 * 3).map((_, i) => ((i * (7 + seed) + cls * 128 + ((i >> 4) % 2) * cls * 90) % 256));
+  return encodeImage(pixels, { width: 16, height: 16, channels: 3 });
+}
+
+describe('the README SDK example', () => {
+  const t = useTestApp({ MAX_UPLOAD_BYTES: String(16 * 1024 ** 2) });
+  let worker: WorkerProcess;
+  let embedder: Embedder;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'moco-readme-'));
+    worker = startWorkerProcess({ ...workerEnvFrom(t.current.config), WORKER_CACHE_DIR: path.join(dir, 'cache') });
+    await initBackend({ prefer: 'wasm' });
+    const { db, store, config } = t.current;
+    embedder = await startEmbedder(loadConfig(z.object(embedderEnv), { EMBED_PORT: '0' }), {
+      db,
+      databaseUrl: config.DATABASE_URL,
+      store,
+      log: pino({ level: 'silent' }),
+    });
+    const entries = [];
+    for (let i = 0; i < 64; i++) entries.push({ name: `photos/${i % 2 ? 'dog' : 'cat'}/${i}.png`, data: await png(i, i % 2) });
+    await writeFile(path.join(dir, 'photos.tar.gz'), await tarArchive(entries, true));
+    await writeFile(path.join(dir, 'cat.png'), await png(100, 0));
+    await writeFile(path.join(dir, 'dog.png'), await png(101, 1));
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await embedder?.close();
+    await rm(dir, { recursive: true, force: true });
+    await rm(SCRIPT, { force: true });
+  });
+
+  it('runs as written and prints the embeddings of two images', async () => {
+    const code = (await readmeExample())
+      .replace("'http://127.0.0.1:8080'", JSON.stringify(t.current.url))
+      .replace("'127.0.0.1:50051'", JSON.stringify(embedder.address));
+    await writeFile(SCRIPT, code);
+    const key = await t.current.createKey('readme');
+    const { stdout } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), SCRIPT], {
+      cwd: dir,
+      env: { ...process.env, MOCO_KEY: key.key },
+      timeout: 240_000,
+    }).catch((err: { stderr?: string; message: string }) => {
+      throw new Error(`${err.message}\n${err.stderr ?? ''}\n${worker.logs.slice(-10).join('\n')}`);
+    });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    expect(result).toMatchObject({ status: 'succeeded', vectors: 2, dim: 64 });
+    expect(result.embeddingSpaceId).toMatch(/^es_[0-9a-f]{32}$/);
+  });
+});
