@@ -1,3 +1,4 @@
+import { dashboard } from '@moco/dashboard';
 import type { Db } from '@moco/db';
 import type { TrainingQueue } from '@moco/queue';
 import type { EmbeddingClient } from '@moco/models';
@@ -5,6 +6,7 @@ import type { ObjectStore } from '@moco/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { createAdminService } from './admin/admin-service.js';
 import type { ApiConfig } from './config.js';
 import { createDatasetRepository } from './datasets/dataset-repository.js';
 import { createDatasetService } from './datasets/dataset-service.js';
@@ -21,6 +23,7 @@ import { registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
 import { echoRequestId, genReqId } from './plugins/request-id.js';
+import adminRoutes from './routes/admin/index.js';
 import datasetRoutes from './routes/datasets/index.js';
 import healthRoutes from './routes/health/index.js';
 import jobRoutes from './routes/jobs/index.js';
@@ -60,12 +63,14 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   registerMetrics(app, metrics);
   await registerOpenApi(app);
   await app.register(healthRoutes, { health });
+  await app.register(dashboard, { prefix: '/admin' });
   await app.register(
     async (v1) => {
       requireApiKey(v1, keys);
       await v1.register(datasetRoutes, { prefix: '/datasets', datasets });
       await v1.register(jobRoutes, { prefix: '/jobs', jobs, streams });
       await v1.register(modelRoutes, { models });
+      await v1.register(adminRoutes, { prefix: '/admin', admin: createAdminService({ db, queue }) });
     },
     { prefix: '/v1' },
   );

@@ -9,6 +9,7 @@ export {
   type FieldProblem,
   type ResolvedHyperparameters,
 } from './hyperparameters.js';
+export * from './rest-admin.js';
 export * from './rest-common.js';
 export * from './rest-datasets.js';
 export * from './rest-jobs.js';

@@ -8,6 +8,7 @@ export const API_ERROR_CODES = [
   'invalid_request',
   'invalid_dataset',
   'unauthorized',
+  'forbidden',
   'not_found',
   'payload_too_large',
   'unsupported_media_type',
@@ -15,6 +16,7 @@ export const API_ERROR_CODES = [
   'job_finished',
   'embedder_unavailable',
   'deadline_exceeded',
+  'queue_unavailable',
   'internal_error',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

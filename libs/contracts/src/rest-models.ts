@@ -32,6 +32,10 @@ export type Model = z.infer<typeof Model>;
 
 export const ModelList = z.object({ data: z.array(Model) });
 
+export const ListModelsQuery = z.object({
+  project_id: z.string().optional().describe('admin keys only: one project (default: every project)'),
+});
+
 export const EMBED_OUTPUTS = ['backbone', 'head'] as const;
 
 export const EmbeddingsRequest = z

@@ -131,8 +131,8 @@ export async function promoteModel(
   });
 }
 
-/** The project's promoted models (those with an alias), newest checkpoint first. */
-export async function listModels(db: Db, projectId: string): Promise<Model[]> {
+/** The project's promoted models (those with an alias), newest checkpoint first; undefined: every project's (operators). */
+export async function listModels(db: Db, projectId: string | undefined): Promise<Model[]> {
   const rows = await db.checkpoint.findMany({
     where: { projectId, aliases: { some: {} } },
     include: { aliases: true },

@@ -219,9 +219,9 @@ export function createJobService({ repo, datasets, queue, store, log, jobsCreate
     /**
      * A queued job is cancelled at once (and its queue message removed); a running one becomes
      * cancelling, which its worker notices, checkpoints and finishes. Retried when the job's status
-     * changes under us (the worker starting it meanwhile).
+     * changes under us (the worker starting it meanwhile). `projectId` undefined: any project's job (admin).
      */
-    async cancel(projectId: string, id: string): Promise<{ job: Job; accepted: boolean }> {
+    async cancel(projectId: string | undefined, id: string): Promise<{ job: Job; accepted: boolean }> {
       for (let attempt = 0; attempt < 3; attempt++) {
         const row = await findJob(projectId, id);
         const now = new Date();

@@ -3,7 +3,7 @@ import type { EmbeddingsRequest, EmbeddingsResponse, Model as ModelResource } fr
 import type { Db } from '@moco/db';
 import { listModels, ModelError, promoteModel, unpackVectors, type EmbeddingClient, type Model } from '@moco/models';
 import { ApiError } from '../shared/api-error.js';
-import type { Principal } from '../shared/scope.js';
+import { actScope, type Principal } from '../shared/scope.js';
 
 export type ModelService = ReturnType<typeof createModelService>;
 
@@ -54,13 +54,19 @@ function fromGrpcError(err: ServiceError): never {
  */
 export function createModelService(deps: { db: Db; embedder: EmbeddingClient | null; embedTimeoutMs: number }) {
   return {
+    /** Aliases belong to the checkpoint's project: an admin promoting another project's checkpoint sets that project's alias. */
     async promote(principal: Principal, req: { checkpoint_id: string; alias: string }): Promise<ModelResource> {
-      const model = await promoteModel(deps.db, { projectId: principal.projectId, alias: req.alias, checkpointId: req.checkpoint_id }).catch(fromModelError);
+      const scope = actScope(principal);
+      const projectId =
+        scope ?? (await deps.db.checkpoint.findUnique({ where: { id: req.checkpoint_id }, select: { projectId: true } }))?.projectId;
+      if (projectId === undefined) throw new ApiError(404, 'not_found', `no checkpoint ${req.checkpoint_id}`, 'checkpoint_id');
+      const model = await promoteModel(deps.db, { projectId, alias: req.alias, checkpointId: req.checkpoint_id }).catch(fromModelError);
       return toModelResource(model);
     },
 
-    async list(principal: Principal): Promise<ModelResource[]> {
-      return (await listModels(deps.db, principal.projectId)).map(toModelResource);
+    /** `projectId` undefined: every project's (admin keys). */
+    async list(projectId: string | undefined): Promise<ModelResource[]> {
+      return (await listModels(deps.db, projectId)).map(toModelResource);
     },
 
     async embed(apiKey: string, req: EmbeddingsRequest): Promise<EmbeddingsResponse> {

@@ -18,3 +18,20 @@ export function readScope(principal: Principal, requestedProjectId?: string): st
   }
   return principal.projectId;
 }
+
+/**
+ * The project whose existing resources a key may act on (cancel a job, promote a checkpoint), or
+ * undefined for "any": admin keys act on every project; other keys on their own. New resources
+ * (datasets, jobs) always go to the key's own project.
+ */
+export function actScope(principal: Principal): string | undefined {
+  return principal.role === 'admin' ? undefined : principal.projectId;
+}
+
+/**
+ * Operator routes answer 403 `forbidden` to other keys: their existence is no secret (they are in
+ * the OpenAPI document), and 403 tells a client that the key, not the URL, is wrong.
+ */
+export function requireAdmin(principal: Principal): void {
+  if (principal.role !== 'admin') throw new ApiError(403, 'forbidden', 'this route needs an admin key');
+}

@@ -27,3 +27,23 @@ export async function insertDataset(db: Db, projectId: string, overrides: Partia
   });
   return toDatasetResource(row);
 }
+
+/** A checkpoint row of a job, as the worker leaves one (the object itself is not stored). */
+export async function insertCheckpoint(db: Db, job: { id: string; project_id: string }, step: number): Promise<string> {
+  const id = newId('ckpt');
+  await db.checkpoint.create({
+    data: {
+      id,
+      jobId: job.id,
+      projectId: job.project_id,
+      step,
+      epoch: 1,
+      objectKey: `projects/${job.project_id}/jobs/${job.id}/checkpoints/step-${String(step).padStart(9, '0')}.mocotens`,
+      bytes: 1000,
+      metrics: { loss: 4.2 },
+      transform: { size: 28, mean: [0.5], std: [0.25], channels: 1 },
+      encoder: { arch: 'resnet18', stem: 'cifar', width: 4, in_channels: 1, head: 'v1', dim: 16 },
+    },
+  });
+  return id;
+}

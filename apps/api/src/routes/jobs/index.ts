@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { EventStreams } from '../../jobs/event-stream.js';
 import type { JobService } from '../../jobs/job-service.js';
 import { invalidParameter } from '../../shared/api-error.js';
-import { readScope } from '../../shared/scope.js';
+import { actScope, readScope } from '../../shared/scope.js';
 
 const METADATA_PARAM = 'metadata.';
 
@@ -89,13 +89,13 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
         summary: 'Cancel a job',
         description:
           'A queued job is cancelled at once (200). A running one becomes `cancelling` (202): its worker saves a checkpoint and ' +
-          'then marks it cancelled. Repeating is harmless; a finished job is 409 `job_finished`.',
+          'then marks it cancelled. Repeating is harmless; a finished job is 409 `job_finished`. Admin keys cancel jobs of every project.',
         params: IdParams,
         response: { 200: Job, 202: Job, 404: ErrorBody, 409: ErrorBody },
       },
     },
     async (request, reply) => {
-      const { job, accepted } = await jobs.cancel(request.principal.projectId, request.params.id);
+      const { job, accepted } = await jobs.cancel(actScope(request.principal), request.params.id);
       return reply.code(accepted ? 202 : 200).send(job);
     },
   );

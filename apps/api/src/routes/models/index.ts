@@ -1,6 +1,7 @@
-import { EmbeddingsRequest, EmbeddingsResponse, ErrorBody, Model, ModelList, PromoteModelRequest } from '@moco/contracts';
+import { EmbeddingsRequest, EmbeddingsResponse, ErrorBody, ListModelsQuery, Model, ModelList, PromoteModelRequest } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ModelService } from '../../models/model-service.js';
+import { readScope } from '../../shared/scope.js';
 
 /** `/v1/models` (promotion) and `/v1/embeddings` (REST mirror of gRPC Embed). */
 const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app, { models }) => {
@@ -11,8 +12,8 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
         tags: ['models'],
         summary: 'Promote a checkpoint under an alias',
         description:
-          'Points the alias (created or moved) at a checkpoint of this project. Embedders switch to it without a restart; ' +
-          'one that fails to load it keeps serving the previous model.',
+          'Points the alias (created or moved) at a checkpoint of this project (admin keys: of any project, setting that ' +
+          "project's alias). Embedders switch to it without a restart; one that fails to load it keeps serving the previous model.",
         body: PromoteModelRequest,
         response: { 200: Model, 400: ErrorBody, 404: ErrorBody },
       },
@@ -22,8 +23,16 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
 
   app.get(
     '/models',
-    { schema: { tags: ['models'], summary: 'List promoted models, newest checkpoint first', response: { 200: ModelList } } },
-    async (request) => ({ data: await models.list(request.principal) }),
+    {
+      schema: {
+        tags: ['models'],
+        summary: 'List promoted models, newest checkpoint first',
+        description: 'Admin keys: every project, or `?project_id=`.',
+        querystring: ListModelsQuery,
+        response: { 200: ModelList, 404: ErrorBody },
+      },
+    },
+    async (request) => ({ data: await models.list(readScope(request.principal, request.query.project_id)) }),
   );
 
   app.post(
