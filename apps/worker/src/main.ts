@@ -52,6 +52,8 @@ const worker = new Worker<QueuePayloads['training']>(TRAINING_QUEUE, processor.p
   connection: redis,
   prefix: env.QUEUE_PREFIX,
   concurrency: 1,
+  // Shown by getWorkers() (the dashboard's queue page).
+  name: workerId,
   lockDuration: env.WORKER_LOCK_DURATION_MS,
   stalledInterval: env.WORKER_STALLED_INTERVAL_MS,
   // Each stall is a worker that died holding the job; Postgres, not this count, decides when a job has failed.

@@ -85,6 +85,25 @@ describe('train', () => {
     for (const r of [stopped, rest, full]) r.moco.dispose();
   });
 
+  it('saves a stop that lands right after a periodic checkpoint once, not twice', async () => {
+    const controller = new AbortController();
+    const steps: number[] = [];
+    const stopped = await train({
+      train: ds,
+      config,
+      settings,
+      signal: controller.signal,
+      checkpointEvery: 3,
+      onStep: (s) => {
+        if (s.step === 3) controller.abort();
+      },
+      onCheckpoint: (_, p) => void steps.push(p.step),
+    });
+    expect(stopped.stopped).toBe(true);
+    expect(steps).toEqual([3]);
+    stopped.moco.dispose();
+  });
+
   it('continues a finished run for more epochs, and its checkpoints keep the new length', async () => {
     let finished: Uint8Array | null = null;
     const first = await train({ train: ds, config, settings, onCheckpoint: (s) => void (finished = s) });

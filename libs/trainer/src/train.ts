@@ -100,9 +100,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const augmentCfg = { pipeline: settings.augmentation, ...settings.transform };
 
   await opts.onStart?.(moco, progress);
+  // The progress last saved: a stop right after a periodic checkpoint has nothing new to save.
+  let saved: TrainingProgress | undefined;
   const checkpoint = async () => {
     const state = await saveTrainingState(moco, progress);
     await opts.onCheckpoint?.(state, progress);
+    saved = progress;
   };
 
   for (let epoch = progress.epoch; epoch < config.epochs; epoch++) {
@@ -112,7 +115,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let sums: EpochSums = (progress.extra?.epochSums as EpochSums | undefined) ?? { loss: 0, images: 0, seconds: 0 };
     for (const batch of batches(ds, { batchSize: config.batchSize, order, dropLast, start: progress.batchInEpoch })) {
       if (opts.signal?.aborted) {
-        await checkpoint();
+        if (saved !== progress) await checkpoint();
         return { moco, progress, settings, stopped: true };
       }
       const t0 = performance.now();
