@@ -251,17 +251,17 @@ class StepTest(unittest.TestCase):
             lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
             self.assertAlmostEqual(rec["loss"], float(np.mean(lse - logits[:, 0])), places=4)
 
-    def assert_close_runs(self, name, case, steps):
+    def assert_close_runs(self, name, case, steps, tol=1e-4):
         out32, _ = run(name, case, torch.float32)
         out64, _ = run(name, case, torch.float64)
         for t, (a, b) in enumerate(zip(out32["steps"][:steps], out64["steps"][:steps])):
-            self.assertLess(abs(a["loss"] - b["loss"]) / abs(b["loss"]), 1e-4, f"{name} {t} loss")
+            self.assertLess(abs(a["loss"] - b["loss"]) / abs(b["loss"]), tol, f"{name} {t} loss")
             for field in ("logits", "queue") + (("logits_21",) if "logits_21" in b else ()):
-                self.assertLess(rel_err(arr(a[field]), arr(b[field])), 1e-4, f"{name} {t} {field}")
+                self.assertLess(rel_err(arr(a[field]), arr(b[field])), tol, f"{name} {t} {field}")
             for group in ("grads", "query_params", "key_params", "query_buffers", "key_buffers"):
                 for pname in b[group]:
                     err = rel_err(arr(a[group][pname]), arr(b[group][pname]))
-                    self.assertLess(err, 1e-4, f"{name} step {t} {group} {pname}")
+                    self.assertLess(err, tol, f"{name} step {t} {group} {pname}")
 
     def test_float32_matches_float64_first_step(self):
         for name, case in (("A", CASE_A), ("B", CASE_B), ("C", CASE_C), ("D", CASE_D)):
@@ -272,8 +272,10 @@ class StepTest(unittest.TestCase):
         # samples per split (8x8 cifar-stem or 16x16 imagenet-stem inputs) a tiny net is chaotic:
         # float64 runs whose parameters differ by 1e-7 relative drift apart by 1e-3..1e-1 in the
         # gradients within 2-3 steps, so float32 cannot be expected to stay within 1e-4 there.
+        # Even here, float32 rounding after three steps varies with PyTorch's thread schedule (a CI
+        # run saw 1.1e-4 on one BN bias gradient of case A), hence 3e-4 after the first step.
         for name, case in (("A", CASE_A), ("A16", CASE_A16), ("C64", CASE_C64), ("D", CASE_D)):
-            self.assert_close_runs(name, case, steps=len(case["steps"]))
+            self.assert_close_runs(name, case, steps=len(case["steps"]), tol=3e-4)
 
     def test_indivisible_bn_splits_is_a_clear_error(self):
         case = make_case(seed=6, bn_splits=3, steps=1)
