@@ -257,7 +257,7 @@ ${spec.description}
   --steps N             exactly N timed ${unit} per side (default: ${minSteps} to ${maxSteps}, within --budget-s)
   --warmup N            untimed ${unit} first (default 1)
   --budget-s S          seconds of timed ${unit} per side once the minimum is done (default ${budgetS})
-  --backend auto|wasm|cpu|tensorflow   tfjs backend (default auto)
+  --backend auto|native|wasm|cpu|tensorflow   tfjs backend (default auto; native: oneDNN addon, opt-in)
   --threads N           PyTorch threads (default 2)
   --quick               width 16, 1 timed ${one}
 `;

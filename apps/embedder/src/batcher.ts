@@ -1,6 +1,8 @@
 import { status } from '@grpc/grpc-js';
+import type { CheckpointTransform } from '@moco/models';
 import { tf, type Encoder } from '@moco/moco';
 import { EmbedError } from './errors.js';
+import { batchInput, type ModelInput } from './preprocess.js';
 
 export type OutputKind = 'backbone' | 'head';
 
@@ -10,8 +12,10 @@ export interface BatchJob {
   encoder: Encoder;
   output: OutputKind;
   normalize: boolean;
-  /** The model input, [n, size, size, channels]; the batcher disposes it. */
-  input: tf.Tensor4D;
+  /** The model's evaluation transform (the same for every job of a key). */
+  transform: CheckpointTransform;
+  /** The request's images: pixels are transformed together with the rest of the pass; a tensor is disposed by the batcher. */
+  input: ModelInput;
   /** Epoch ms; Infinity for none. */
   deadline: number;
   /** True once the caller has gone (cancelled, deadline passed on the transport). */
@@ -25,6 +29,8 @@ export interface BatchStats {
   recentBatchSizes: number[];
   /** Requests dropped before their forward pass because their deadline had passed or the caller left. */
   dropped: number;
+  /** Milliseconds spent in forward passes (input assembly, evaluation transform, model, results). */
+  forwardMs: number;
 }
 
 interface Pending {
@@ -36,25 +42,52 @@ interface Pending {
 }
 
 const RECENT_BATCHES = 1000;
+/**
+ * How long past maxDelayMs a pass with room waits for requests of its key that have been received and
+ * are still being decoded (announced with `expect`): they join within milliseconds, whereas a pass
+ * started without them makes them wait a whole pass, and under load splits the work into small,
+ * less efficient passes.
+ */
+export const INCOMING_WAIT_MS = 50;
 
 /**
  * Merges concurrent requests into forward passes of up to `maxBatch` images. One pass runs at a time
  * (the backend uses the cores already); while it runs, requests queue up and go together in the next.
- * An idle batcher waits at most `maxDelayMs` after a request arrives for others to join it.
+ * An idle batcher waits at most `maxDelayMs` after a request arrives for others to join it, and up to
+ * INCOMING_WAIT_MS longer while requests of the same key announced with `expect` are still on their way.
  */
 export class MicroBatcher {
-  readonly stats: BatchStats = { forwardPasses: 0, imagesEmbedded: 0, recentBatchSizes: [], dropped: 0 };
+  readonly stats: BatchStats = { forwardPasses: 0, imagesEmbedded: 0, recentBatchSizes: [], dropped: 0, forwardMs: 0 };
   private readonly queue: Pending[] = [];
+  /** Images per key announced with `expect` and not yet submitted. */
+  private readonly incoming = new Map<string, number>();
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private flushing = false;
 
   constructor(private readonly opts: { maxBatch: number; maxDelayMs: number }) {}
 
+  /**
+   * Announces `count` images of `key` that are being prepared (decoded); passes of that key wait a
+   * little for them. The returned function withdraws the announcement (call it before `submit`, or on failure).
+   */
+  expect(key: string, count: number): () => void {
+    this.incoming.set(key, (this.incoming.get(key) ?? 0) + count);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = this.incoming.get(key)! - count;
+      if (left > 0) this.incoming.set(key, left);
+      else this.incoming.delete(key);
+      this.pump();
+    };
+  }
+
   /** The request's vectors, [n, dim] row-major. */
   submit(job: BatchJob): Promise<{ data: Float32Array; dim: number }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, count: job.input.shape[0], enqueued: performance.now(), resolve, reject });
+      this.queue.push({ job, count: job.input.count, enqueued: performance.now(), resolve, reject });
       this.pump();
     });
   }
@@ -70,20 +103,27 @@ export class MicroBatcher {
     const first = this.queue[0]!;
     const queued = this.queue.reduce((n, p) => (p.job.key === first.job.key ? n + p.count : n), 0);
     const waited = performance.now() - first.enqueued;
-    if (this.flushing || queued >= this.opts.maxBatch || waited >= this.opts.maxDelayMs) {
+    const incoming = this.incoming.has(first.job.key);
+    const wait = this.opts.maxDelayMs + (incoming ? INCOMING_WAIT_MS : 0);
+    if (this.flushing || queued >= this.opts.maxBatch || waited >= wait) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      void this.run(first.job.key);
+      // The pass blocks the thread (the backend runs synchronously): first let the event loop send the
+      // responses of the last pass and read the requests that came meanwhile (their decoding then
+      // proceeds on the thread pool during the pass).
+      this.running = true;
+      setImmediate(() => void this.run(first.job.key));
     } else {
-      this.timer ??= setTimeout(() => {
+      // Re-armed on every pump: how long to wait changes as announced requests arrive.
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
         this.timer = undefined;
         this.pump();
-      }, this.opts.maxDelayMs - waited);
+      }, wait - waited);
     }
   }
 
   private async run(key: string): Promise<void> {
-    this.running = true;
     const batch: Pending[] = [];
     let images = 0;
     // The oldest request always goes (alone if it exceeds maxBatch); later ones of the same key while they fit.
@@ -96,7 +136,7 @@ export class MicroBatcher {
       this.queue.splice(i, 1);
       if (Date.now() >= p.job.deadline || p.job.isCancelled()) {
         this.stats.dropped++;
-        p.job.input.dispose();
+        if (p.job.input.kind === 'tensor') p.job.input.tensor.dispose();
         p.reject(new EmbedError(status.DEADLINE_EXCEEDED, 'deadline exceeded before the request reached the model'));
         continue;
       }
@@ -112,11 +152,14 @@ export class MicroBatcher {
   }
 
   private async forward(batch: Pending[], images: number): Promise<void> {
-    const { encoder, output, normalize } = batch[0]!.job;
+    const { encoder, output, normalize, transform } = batch[0]!.job;
     const inputs = batch.map((p) => p.job.input);
-    const x = inputs.length === 1 ? inputs[0]! : tf.concat(inputs, 0);
+    const started = performance.now();
+    let x: tf.Tensor4D | undefined;
     try {
+      x = batchInput(inputs, transform);
       const { data, dim } = await encoder.embed(x, { output, normalize, batchSize: Math.max(this.opts.maxBatch, 1) });
+      this.stats.forwardMs += performance.now() - started;
       this.stats.forwardPasses++;
       this.stats.imagesEmbedded += images;
       this.stats.recentBatchSizes.push(images);
@@ -129,8 +172,8 @@ export class MicroBatcher {
     } catch (error) {
       for (const p of batch) p.reject(error as Error);
     } finally {
-      tf.dispose(inputs);
-      if (x !== inputs[0]) x.dispose();
+      for (const input of inputs) if (input.kind === 'tensor') input.tensor.dispose();
+      x?.dispose();
     }
   }
 }

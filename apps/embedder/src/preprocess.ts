@@ -18,15 +18,27 @@ export function imageCount(request: EmbedRequest, maxImages: number): number {
 }
 
 /**
+ * A request's images on their way to the model. `pixels`: [n, size, size, channels] values in [0, 255]
+ * still to go through the evaluation transform, which the batcher applies once per forward pass to all
+ * of them together (per-request tfjs ops on tiny tensors cost more than the work they do). `input`: the
+ * model input itself, float32 (a preprocessed tensor). `tensor`: the model input as a tensor (a raw
+ * tensor of another size, resized here); the batcher disposes it.
+ */
+export type ModelInput =
+  | { kind: 'pixels'; count: number; data: Uint8Array | Float32Array }
+  | { kind: 'input'; count: number; data: Float32Array }
+  | { kind: 'tensor'; count: number; tensor: tf.Tensor4D };
+
+/**
  * The model input of a request, [N, size, size, channels]: the checkpoint's evaluation transform
  * applied the way training applied it. Encoded images are decoded to the transform's size and
- * channels as datasets are (libs/data, centre crop to square), then scaled and normalised.
+ * channels as datasets are (libs/data, centre crop to square), then (in the batcher) scaled and normalised.
  */
 export async function preprocess(
   request: EmbedRequest,
   transform: CheckpointTransform,
   opts: { maxPixels: number },
-): Promise<tf.Tensor4D> {
+): Promise<ModelInput> {
   const { size, channels } = transform;
   if (request.tensor) return fromTensor(request.tensor, transform);
   const images = request.images ?? [];
@@ -44,10 +56,42 @@ export async function preprocess(
       }
     }),
   );
-  return tf.tidy(() => evalTransform(tf.tensor4d(pixels, [images.length, size, size, channels], 'float32'), transform));
+  return { kind: 'pixels', count: images.length, data: pixels };
 }
 
-function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: CheckpointTransform): tf.Tensor4D {
+/** The model input of a batch of requests' inputs, in order, as one tensor: one evaluation transform for all pixels. */
+export function batchInput(inputs: readonly ModelInput[], transform: CheckpointTransform): tf.Tensor4D {
+  const { size, channels } = transform;
+  const imageValues = size * size * channels;
+  if (inputs.length === 1 && inputs[0]!.kind === 'tensor') return inputs[0]!.tensor.clone();
+  return tf.tidy(() => {
+    const parts: tf.Tensor4D[] = [];
+    // Runs of pixel (or ready input) requests become one tensor each; in the usual case that is the whole batch.
+    for (let i = 0; i < inputs.length; ) {
+      const kind = inputs[i]!.kind;
+      if (kind === 'tensor') {
+        parts.push((inputs[i++] as Extract<ModelInput, { kind: 'tensor' }>).tensor);
+        continue;
+      }
+      let j = i;
+      let n = 0;
+      while (j < inputs.length && inputs[j]!.kind === kind) n += inputs[j++]!.count;
+      const values = new Float32Array(n * imageValues);
+      let offset = 0;
+      for (let k = i; k < j; k++) {
+        const { data } = inputs[k] as Extract<ModelInput, { kind: 'pixels' | 'input' }>;
+        values.set(data, offset);
+        offset += data.length;
+      }
+      const x = tf.tensor4d(values, [n, size, size, channels]);
+      parts.push(kind === 'pixels' ? evalTransform(x, transform) : x);
+      i = j;
+    }
+    return parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+  });
+}
+
+function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: CheckpointTransform): ModelInput {
   const { shape } = tensor;
   if (shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
     throw invalid(`tensor.shape must be [N, H, W, C] of positive integers, got [${shape.join(', ')}]`);
@@ -59,9 +103,11 @@ function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: Chec
   }
   // A copy: the received buffer need not be 4-byte aligned.
   const values = new Float32Array(new Uint8Array(tensor.data).buffer);
-  if (!tensor.preprocessed) return tf.tidy(() => evalTransform(tf.tensor4d(values, [n, h, w, c]), transform));
-  if (h !== transform.size || w !== transform.size) {
-    throw invalid(`a preprocessed tensor must be ${transform.size}x${transform.size}, got ${h}x${w}`);
+  const atSize = h === transform.size && w === transform.size;
+  if (!tensor.preprocessed) {
+    if (atSize) return { kind: 'pixels', count: n, data: values };
+    return { kind: 'tensor', count: n, tensor: tf.tidy(() => evalTransform(tf.tensor4d(values, [n, h, w, c]), transform)) };
   }
-  return tf.tensor4d(values, [n, h, w, c]);
+  if (!atSize) throw invalid(`a preprocessed tensor must be ${transform.size}x${transform.size}, got ${h}x${w}`);
+  return { kind: 'input', count: n, data: values };
 }

@@ -1,3 +1,4 @@
+import type { Http2SecureServer, Http2Server, Http2Session } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -77,17 +78,22 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     const lease = await registry.acquire(projectId, request);
     try {
       const { model, encoder } = lease.loaded;
-      const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
       const output = request.output === 'OUTPUT_HEAD' ? 'head' : 'backbone';
       const normalize = request.normalize === true;
-      const { data, dim } = await batcher.submit({
-        key: `${model.id}/${output}/${normalize}`,
-        encoder,
-        output,
-        normalize,
-        input,
-        ...call,
-      });
+      const key = `${model.id}/${output}/${normalize}`;
+      // Passes of this key wait a little for these images while they are decoded.
+      const arrived = batcher.expect(key, count);
+      let input;
+      try {
+        input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
+      } catch (error) {
+        arrived();
+        throw error;
+      }
+      // Queued before the announcement is withdrawn, so no pass starts in between without it.
+      const result = batcher.submit({ key, encoder, output, normalize, transform: model.transform, input, ...call });
+      arrived();
+      const { data, dim } = await result;
       return {
         vectors: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
         count,
@@ -172,6 +178,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
         error ? reject(error) : resolve(bound),
       ),
     );
+    widenFlowControlWindow(server);
     await listener.ready;
   } catch (error) {
     clearInterval(poll);
@@ -216,6 +223,30 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     },
     close: () => (closing ??= shutdown()),
   };
+}
+
+// HTTP/2 connection-level receive window of the server's sessions. Node's default (64 KiB) lets a client
+// have only ~64 KiB of requests in flight per connection until the server acknowledges them, and it
+// acknowledges only between forward passes (which block the thread): under load most requests then
+// sit on the client, and passes run small (10-20 images instead of EMBED_MAX_BATCH).
+const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/** grpc-js has no server option for it (`grpc-node.flow_control_window` is client-only): set it per session. */
+function widenFlowControlWindow(server: grpc.Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server | Http2SecureServer, unknown> }).http2Servers;
+  for (const http2Server of http2Servers?.keys() ?? []) {
+    http2Server.on('session', (session: Http2Session) => {
+      const widen = () => {
+        try {
+          session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+        } catch {
+          // A session already closing: nothing to widen.
+        }
+      };
+      if (session.socket && !session.connecting) widen();
+      else session.once('connect', widen);
+    });
+  }
 }
 
 function toModelMessage(model: Model): ModelMessage {

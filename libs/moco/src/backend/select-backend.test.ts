@@ -68,6 +68,21 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
   });
 
+  it("prefer 'native' gives the oneDNN backend where the addon is built, else wasm with a warning", async () => {
+    const { lines, log } = collect();
+    const choice = await initBackend({ prefer: 'native', log });
+    expect(tf.getBackend()).toBe(choice.name);
+    if (choice.name === 'native') {
+      expect(choice).toEqual({ name: 'native', detail: expect.stringMatching(/oneDNN/), warnings: [] });
+      const dw = tf.grad((w: tf.Tensor) => tf.sum(tf.conv2d(tf.ones([1, 5, 5, 2]) as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')));
+      expect(Array.from(dw(tf.ones([3, 3, 2, 1])).dataSync())).toEqual([16, 16, 20, 20, 16, 16, 20, 20, 25, 25, 20, 20, 16, 16, 20, 20, 16, 16]);
+    } else {
+      expect(choice.name).toBe('wasm');
+      expect(choice.warnings).toEqual([expect.stringMatching(/'native' unavailable .*falling back/)]);
+      expect(lines[0]).toBe(`warning: ${choice.warnings[0]}`);
+    }
+  });
+
   it('can be called repeatedly, and logs to stderr by default', async () => {
     const stderr = vi.spyOn(console, 'error').mockImplementation(() => {});
     const first = await initBackend({ prefer: 'wasm' });

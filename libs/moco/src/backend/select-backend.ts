@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface BackendChoice {
   name: BackendName;
@@ -16,13 +16,19 @@ export interface BackendChoice {
 }
 
 export interface InitBackendOptions {
-  /** 'auto' (default): tfjs-node(-gpu) where installed, else wasm, else cpu. */
+  /**
+   * 'auto' (default): tfjs-node(-gpu) where installed, else wasm, else cpu. 'native' (the tfjs cpu
+   * backend with oneDNN kernels from the optional @moco/native-kernels addon) is opt-in for now and
+   * falls back to wasm when the addon is not built.
+   */
   prefer?: BackendName | 'auto';
   log?: (line: string) => void;
 }
 
 /** Fastest first; a backend that cannot start falls back to the next one. */
-const CHAIN: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const CHAIN: readonly BackendName[] = ['tensorflow', 'native', 'wasm', 'cpu'];
+/** Not yet in 'auto': the addon is optional and PyTorch parity on it is still to be signed off. */
+const OPT_IN: readonly BackendName[] = ['native'];
 
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
@@ -64,6 +70,29 @@ async function startTensorflow(): Promise<string> {
   throw new NotInstalled(`neither ${NODE_PACKAGES.join(' nor ')} is installed`);
 }
 
+const NATIVE_PACKAGE = '@moco/native-kernels';
+
+/** What we use of @moco/native-kernels (typed here, so this library does not depend on it). */
+interface NativeKernels {
+  NATIVE_BACKEND: string;
+  registerNativeBackend(): { detail: string };
+}
+
+async function startNative(): Promise<string> {
+  let native: NativeKernels;
+  try {
+    // A computed specifier: the workspace is optional (it needs libdnnl and a C++ toolchain to build).
+    native = (await import(/* @vite-ignore */ NATIVE_PACKAGE)) as NativeKernels;
+  } catch (error) {
+    if (isPackageMissing(error, NATIVE_PACKAGE)) throw new NotInstalled(`${NATIVE_PACKAGE} is not installed`);
+    throw error;
+  }
+  // Throws with the reason (and how to build it) when the addon is missing or cannot load.
+  const { detail } = native.registerNativeBackend();
+  await setBackendOrThrow(native.NATIVE_BACKEND);
+  return detail;
+}
+
 let wasmPathsSet = false;
 
 async function startWasm(): Promise<string> {
@@ -85,6 +114,8 @@ async function start(name: BackendName): Promise<string> {
   switch (name) {
     case 'tensorflow':
       return startTensorflow();
+    case 'native':
+      return startNative();
     case 'wasm':
       return startWasm();
     case 'cpu':
@@ -95,7 +126,8 @@ async function start(name: BackendName): Promise<string> {
 
 /**
  * Picks and activates the tfjs backend. An unsatisfiable preference falls back down
- * tensorflow -> wasm -> cpu with a warning instead of failing. Safe to call more than once.
+ * tensorflow -> native -> wasm -> cpu with a warning instead of failing (native only when preferred).
+ * Safe to call more than once.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
   const log = opts.log ?? ((line: string) => console.error(line));
@@ -106,7 +138,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     warnings.push(`unknown backend '${String(prefer)}' (expected auto, ${CHAIN.join(', ')}), choosing automatically`);
     prefer = 'auto';
   }
-  for (const name of CHAIN.slice(prefer === 'auto' ? 0 : CHAIN.indexOf(prefer))) {
+  // Opt-in backends are tried only when asked for by name, never as another preference's fallback.
+  const chain = CHAIN.slice(prefer === 'auto' ? 0 : CHAIN.indexOf(prefer)).filter((name) => name === prefer || !OPT_IN.includes(name));
+  for (const name of chain) {
     try {
       const detail = await start(name);
       for (const warning of warnings) log(`warning: ${warning}`);

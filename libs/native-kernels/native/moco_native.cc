@@ -1,0 +1,514 @@
+// oneDNN (libdnnl) kernels for the tfjs cpu backend: conv2d forward / backward-data / backward-weights
+// (NHWC activations, HWIO filters as tfjs stores them) and batched matmul with transposes.
+// Synchronous; inputs are Float32Arrays read in place, outputs are new Float32Arrays oneDNN writes into.
+// Primitives are cached per shape (the training loop repeats a few dozen shapes).
+#include <napi.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+namespace {
+
+dnnl::engine& eng() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& strm() {
+  static dnnl::stream s(eng());
+  return s;
+}
+
+std::vector<int64_t> dimsOf(const Napi::Value& v, size_t n, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array");
+  auto a = v.As<Napi::Array>();
+  if (a.Length() != n) throw Napi::TypeError::New(v.Env(), std::string(what) + " has the wrong length");
+  std::vector<int64_t> out(n);
+  for (uint32_t i = 0; i < n; i++) out[i] = a.Get(i).As<Napi::Number>().Int64Value();
+  return out;
+}
+
+float* dataOf(const Napi::Value& v, size_t expected, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() != expected)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + ": expected " + std::to_string(expected) +
+                                             " elements, got " + std::to_string(a.ElementLength()));
+  return a.Data();
+}
+
+int64_t prod(const std::vector<int64_t>& d) {
+  int64_t p = 1;
+  for (auto x : d) p *= x;
+  return p;
+}
+
+std::string key(std::initializer_list<const std::vector<int64_t>*> parts) {
+  std::string k;
+  for (auto* p : parts) {
+    for (auto x : *p) k += std::to_string(x) + ",";
+    k += ";";
+  }
+  return k;
+}
+
+// [N,H,W,C] -> oneDNN logical {N,C,H,W}, nhwc layout
+memory::desc actMd(const std::vector<int64_t>& nhwc, tag t = tag::nhwc) {
+  return memory::desc({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, dt::f32, t);
+}
+// tfjs filter [fh,fw,in,out] -> oneDNN {O,I,H,W}, hwio layout
+memory::desc wMd(const std::vector<int64_t>& hwio, tag t = tag::hwio) {
+  return memory::desc({hwio[3], hwio[2], hwio[0], hwio[1]}, dt::f32, t);
+}
+
+struct ConvGeom {
+  std::vector<int64_t> x, w, y;  // NHWC, HWIO, NHWC
+  memory::dims strides, dil, padL, padR;
+};
+
+ConvGeom geomOf(const Napi::CallbackInfo& info, int xi, int wi, int yi, int si, int pi, int di) {
+  ConvGeom g;
+  g.x = dimsOf(info[xi], 4, "xShape");
+  g.w = dimsOf(info[wi], 4, "filterShape");
+  g.y = dimsOf(info[yi], 4, "yShape");
+  auto s = dimsOf(info[si], 2, "strides");
+  auto p = dimsOf(info[pi], 4, "pads");  // top, bottom, left, right
+  auto d = dimsOf(info[di], 2, "dilations");
+  g.strides = {s[0], s[1]};
+  g.dil = {d[0] - 1, d[1] - 1};
+  g.padL = {p[0], p[2]};
+  g.padR = {p[1], p[3]};
+  return g;
+}
+
+dnnl::convolution_forward::primitive_desc fwdPd(const ConvGeom& g) {
+  auto d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                           actMd(g.x), wMd(g.w, tag::any), actMd(g.y), g.strides, g.dil, g.padL,
+                                           g.padR);
+  return dnnl::convolution_forward::primitive_desc(d, eng());
+}
+
+// Copies user-layout weights into the layout a primitive wants (or passes them through).
+struct WeightsIn {
+  bool needed = false;
+  memory::desc user, want;
+  dnnl::reorder prim;
+  memory buf;
+  void init(const memory::desc& u, const memory::desc& w) {
+    user = u;
+    want = w;
+    needed = u != w;
+    if (needed) {
+      buf = memory(w, eng());
+      prim = dnnl::reorder(memory(u, eng(), DNNL_MEMORY_NONE), buf);
+    }
+  }
+  memory get(float* data) {
+    memory m(user, eng(), data);
+    if (!needed) return m;
+    prim.execute(strm(), m, buf);
+    return buf;
+  }
+};
+
+struct ConvFwd {
+  dnnl::convolution_forward prim;
+  WeightsIn w;
+};
+struct ConvBwdData {
+  dnnl::convolution_backward_data prim;
+  WeightsIn w;
+};
+struct ConvBwdWeights {
+  dnnl::convolution_backward_weights prim;
+  bool needed = false;
+  memory::desc user, got;
+  dnnl::reorder out;
+  memory buf;
+};
+struct MatMul {
+  dnnl::matmul prim;
+  memory::desc a, b, c;
+};
+
+std::unordered_map<std::string, std::unique_ptr<ConvFwd>> fwdCache;
+std::unordered_map<std::string, std::unique_ptr<ConvBwdData>> bwdDataCache;
+std::unordered_map<std::string, std::unique_ptr<ConvBwdWeights>> bwdWeightsCache;
+std::unordered_map<std::string, std::unique_ptr<MatMul>> matmulCache;
+
+std::string geomKey(const ConvGeom& g) {
+  return key({&g.x, &g.w, &g.y, &g.strides, &g.dil, &g.padL, &g.padR});
+}
+
+template <typename F>
+Napi::Value guarded(const Napi::CallbackInfo& info, F f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    throw Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what() + " (status " +
+                                           std::to_string(static_cast<int>(e.status)) + ")");
+  }
+}
+
+// conv2dForward(x, xShape, filter, filterShape, yShape, strides, pads[t,b,l,r], dilations) -> y
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto g = geomOf(info, 1, 3, 4, 5, 6, 7);
+    float* x = dataOf(info[0], prod(g.x), "x");
+    float* w = dataOf(info[2], prod(g.w), "filter");
+    auto& e = fwdCache[geomKey(g)];
+    if (!e) {
+      auto pd = fwdPd(g);
+      e = std::make_unique<ConvFwd>();
+      e->prim = dnnl::convolution_forward(pd);
+      e->w.init(wMd(g.w), pd.weights_desc());
+    }
+    auto out = Napi::Float32Array::New(info.Env(), prod(g.y));
+    memory wm = e->w.get(w);
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
+                             {DNNL_ARG_WEIGHTS, wm},
+                             {DNNL_ARG_DST, memory(actMd(g.y), eng(), out.Data())}});
+    strm().wait();
+    return out;
+  });
+}
+
+// conv2dBackwardData(dy, yShape, filter, filterShape, xShape, strides, pads, dilations) -> dx
+Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto g = geomOf(info, 4, 3, 1, 5, 6, 7);
+    float* dy = dataOf(info[0], prod(g.y), "dy");
+    float* w = dataOf(info[2], prod(g.w), "filter");
+    auto& e = bwdDataCache[geomKey(g)];
+    if (!e) {
+      auto hint = fwdPd(g);
+      auto d = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, actMd(g.x),
+                                                     wMd(g.w, tag::any), actMd(g.y), g.strides, g.dil, g.padL,
+                                                     g.padR);
+      auto pd = dnnl::convolution_backward_data::primitive_desc(d, eng(), hint);
+      e = std::make_unique<ConvBwdData>();
+      e->prim = dnnl::convolution_backward_data(pd);
+      e->w.init(wMd(g.w), pd.weights_desc());
+    }
+    auto out = Napi::Float32Array::New(info.Env(), prod(g.x));
+    memory wm = e->w.get(w);
+    e->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
+                             {DNNL_ARG_WEIGHTS, wm},
+                             {DNNL_ARG_DIFF_SRC, memory(actMd(g.x), eng(), out.Data())}});
+    strm().wait();
+    return out;
+  });
+}
+
+// conv2dBackwardWeights(x, xShape, dy, yShape, filterShape, strides, pads, dilations) -> dFilter (HWIO)
+Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto g = geomOf(info, 1, 4, 3, 5, 6, 7);
+    float* x = dataOf(info[0], prod(g.x), "x");
+    float* dy = dataOf(info[2], prod(g.y), "dy");
+    auto& e = bwdWeightsCache[geomKey(g)];
+    if (!e) {
+      auto hint = fwdPd(g);
+      // oneDNN 2.6's jit:avx2 backward-weights with a padded blocked diff_weights (channels not a
+      // multiple of 8, e.g. 3->4 or 4->4) corrupts the heap (malloc aborts); there, ask for plain hwio
+      // (oneDNN then runs gemm). Widths that are multiples of 8 keep the blocked jit kernels.
+      const bool blockedOk = g.w[2] % 8 == 0 && g.w[3] % 8 == 0;
+      auto d = dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, actMd(g.x),
+                                                        wMd(g.w, blockedOk ? tag::any : tag::hwio), actMd(g.y),
+                                                        g.strides, g.dil, g.padL, g.padR);
+      auto pd = dnnl::convolution_backward_weights::primitive_desc(d, eng(), hint);
+      e = std::make_unique<ConvBwdWeights>();
+      e->prim = dnnl::convolution_backward_weights(pd);
+      e->user = wMd(g.w);
+      e->got = pd.diff_weights_desc();
+      e->needed = e->user != e->got;
+      if (e->needed) {
+        e->buf = memory(e->got, eng());
+        e->out = dnnl::reorder(e->buf, memory(e->user, eng(), DNNL_MEMORY_NONE));
+      }
+    }
+    auto out = Napi::Float32Array::New(info.Env(), prod(g.w));
+    memory userW(e->user, eng(), out.Data());
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
+                             {DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
+                             {DNNL_ARG_DIFF_WEIGHTS, e->needed ? e->buf : userW}});
+    if (e->needed) e->out.execute(strm(), e->buf, userW);
+    strm().wait();
+    return out;
+  });
+}
+
+// matmul(a, b, batchA, batchB, m, k, n, transposeA, transposeB) -> c [max(batchA,batchB), m, n]
+// a is [batchA, m, k] (or [batchA, k, m] when transposed), b is [batchB, k, n] (or [batchB, n, k]).
+Napi::Value MatMulFn(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t ba = info[2].As<Napi::Number>().Int64Value(), bb = info[3].As<Napi::Number>().Int64Value();
+    int64_t m = info[4].As<Napi::Number>().Int64Value(), k = info[5].As<Napi::Number>().Int64Value(),
+            n = info[6].As<Napi::Number>().Int64Value();
+    bool ta = info[7].As<Napi::Boolean>().Value(), tb = info[8].As<Napi::Boolean>().Value();
+    int64_t bc = ba > bb ? ba : bb;
+    if ((ba != bc && ba != 1) || (bb != bc && bb != 1))
+      throw Napi::RangeError::New(info.Env(), "matmul: batch sizes do not broadcast");
+    float* a = dataOf(info[0], ba * m * k, "a");
+    float* b = dataOf(info[1], bb * k * n, "b");
+    std::vector<int64_t> kv = {ba, bb, m, k, n, ta, tb};
+    auto& e = matmulCache[key({&kv})];
+    if (!e) {
+      e = std::make_unique<MatMul>();
+      e->a = memory::desc({ba, m, k}, dt::f32, ta ? memory::dims{m * k, 1, m} : memory::dims{m * k, k, 1});
+      e->b = memory::desc({bb, k, n}, dt::f32, tb ? memory::dims{k * n, 1, k} : memory::dims{k * n, n, 1});
+      e->c = memory::desc({bc, m, n}, dt::f32, memory::dims{m * n, n, 1});
+      auto d = dnnl::matmul::desc(e->a, e->b, e->c);
+      e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, eng()));
+    }
+    auto out = Napi::Float32Array::New(info.Env(), bc * m * n);
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(e->a, eng(), a)},
+                             {DNNL_ARG_WEIGHTS, memory(e->b, eng(), b)},
+                             {DNNL_ARG_DST, memory(e->c, eng(), out.Data())}});
+    strm().wait();
+    return out;
+  });
+}
+
+
+// ---- elementwise (the tfjs cpu backend's broadcasting binary ops take ~30 ms per 2M elements) ----
+
+enum BinOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5, kSqDiff = 6 };
+
+template <int OP>
+inline float apply(float a, float b) {
+  if constexpr (OP == kAdd) return a + b;
+  if constexpr (OP == kSub) return a - b;
+  if constexpr (OP == kMul) return a * b;
+  if constexpr (OP == kDiv) return a / b;
+  if constexpr (OP == kMax) return (a != a || b != b) ? NAN : (a > b ? a : b);
+  if constexpr (OP == kMin) return (a != a || b != b) ? NAN : (a < b ? a : b);
+  if constexpr (OP == kSqDiff) return (a - b) * (a - b);
+  return 0;
+}
+
+template <int OP>
+void inner(const float* a, int64_t sa, const float* b, int64_t sb, float* o, int64_t n) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; i++) o[i] = apply<OP>(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float bv = *b;
+    for (int64_t i = 0; i < n; i++) o[i] = apply<OP>(a[i], bv);
+  } else if (sa == 0 && sb == 1) {
+    const float av = *a;
+    for (int64_t i = 0; i < n; i++) o[i] = apply<OP>(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) o[i] = apply<OP>(a[i * sa], b[i * sb]);
+  }
+}
+
+template <int OP>
+void binaryLoop(const float* a, const float* b, float* o, const std::vector<int64_t>& dims,
+                const std::vector<int64_t>& sa, const std::vector<int64_t>& sb) {
+  const size_t r = dims.size();
+  const int64_t n = dims[r - 1];
+  int64_t outer = 1;
+  for (size_t i = 0; i + 1 < r; i++) outer *= dims[i];
+  std::vector<int64_t> idx(r, 0);
+  int64_t offA = 0, offB = 0;
+  for (int64_t it = 0; it < outer; it++) {
+    inner<OP>(a + offA, sa[r - 1], b + offB, sb[r - 1], o + it * n, n);
+    for (int64_t d = static_cast<int64_t>(r) - 2; d >= 0; d--) {
+      if (++idx[d] < dims[d]) {
+        offA += sa[d];
+        offB += sb[d];
+        break;
+      }
+      offA -= sa[d] * (dims[d] - 1);
+      offB -= sb[d] * (dims[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+// binary(op, a, aShape, b, bShape, outShape) -> out; numpy broadcasting (shapes right-aligned).
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  int op = info[0].As<Napi::Number>().Int32Value();
+  auto oshape = [&](int i) {
+    auto arr = info[i].As<Napi::Array>();
+    std::vector<int64_t> d(arr.Length());
+    for (uint32_t j = 0; j < arr.Length(); j++) d[j] = arr.Get(j).As<Napi::Number>().Int64Value();
+    return d;
+  };
+  auto as = oshape(2), bs = oshape(4), os = oshape(5);
+  const size_t r = os.size();
+  float* a = dataOf(info[1], prod(as), "a");
+  float* b = dataOf(info[3], prod(bs), "b");
+  auto out = Napi::Float32Array::New(info.Env(), prod(os));
+  if (prod(os) == 0) return out;
+  // Broadcast strides, right-aligned.
+  std::vector<int64_t> sa(r, 0), sb(r, 0);
+  auto strides = [&](const std::vector<int64_t>& s, std::vector<int64_t>& st) {
+    int64_t acc = 1;
+    for (int64_t i = static_cast<int64_t>(s.size()) - 1, j = static_cast<int64_t>(r) - 1; i >= 0; i--, j--) {
+      st[j] = s[i] == 1 ? 0 : acc;
+      acc *= s[i];
+    }
+  };
+  strides(as, sa);
+  strides(bs, sb);
+  // Merge adjacent dims that keep both operands' strides contiguous; drop size-1 dims.
+  std::vector<int64_t> d2, sa2, sb2;
+  for (size_t i = 0; i < r; i++) {
+    if (os[i] == 1) continue;
+    if (!d2.empty() && sa2.back() == sa[i] * os[i] && sb2.back() == sb[i] * os[i]) {
+      d2.back() *= os[i];
+      sa2.back() = sa[i];
+      sb2.back() = sb[i];
+    } else {
+      d2.push_back(os[i]);
+      sa2.push_back(sa[i]);
+      sb2.push_back(sb[i]);
+    }
+  }
+  if (d2.empty()) {
+    d2 = {1};
+    sa2 = {0};
+    sb2 = {0};
+  }
+  float* o = out.Data();
+  switch (op) {
+    case kAdd: binaryLoop<kAdd>(a, b, o, d2, sa2, sb2); break;
+    case kSub: binaryLoop<kSub>(a, b, o, d2, sa2, sb2); break;
+    case kMul: binaryLoop<kMul>(a, b, o, d2, sa2, sb2); break;
+    case kDiv: binaryLoop<kDiv>(a, b, o, d2, sa2, sb2); break;
+    case kMax: binaryLoop<kMax>(a, b, o, d2, sa2, sb2); break;
+    case kMin: binaryLoop<kMin>(a, b, o, d2, sa2, sb2); break;
+    case kSqDiff: binaryLoop<kSqDiff>(a, b, o, d2, sa2, sb2); break;
+    default: throw Napi::RangeError::New(info.Env(), "binary: unknown op");
+  }
+  return out;
+}
+
+enum UnOp { kRelu = 0, kStep = 1, kSquare = 2, kRsqrt = 3, kNeg = 4, kSqrt = 5 };
+
+// unary(op, x, alpha) -> out
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  int op = info[0].As<Napi::Number>().Int32Value();
+  auto x = info[1].As<Napi::Float32Array>();
+  float alpha = info.Length() > 2 ? info[2].As<Napi::Number>().FloatValue() : 0.f;
+  const size_t n = x.ElementLength();
+  const float* xi = x.Data();
+  auto out = Napi::Float32Array::New(info.Env(), n);
+  float* o = out.Data();
+  switch (op) {
+    case kRelu: for (size_t i = 0; i < n; i++) o[i] = xi[i] < 0.f ? 0.f : xi[i]; break;  // NaN passes through
+    case kStep: for (size_t i = 0; i < n; i++) o[i] = xi[i] != xi[i] ? NAN : (xi[i] > 0.f ? 1.f : alpha); break;
+    case kSquare: for (size_t i = 0; i < n; i++) o[i] = xi[i] * xi[i]; break;
+    case kRsqrt: for (size_t i = 0; i < n; i++) o[i] = 1.f / std::sqrt(xi[i]); break;
+    case kNeg: for (size_t i = 0; i < n; i++) o[i] = -xi[i]; break;
+    case kSqrt: for (size_t i = 0; i < n; i++) o[i] = std::sqrt(xi[i]); break;
+    default: throw Napi::RangeError::New(info.Env(), "unary: unknown op");
+  }
+  return out;
+}
+
+// reduce(x, shape, axes, mean) -> out (reduced axes removed); sums in double per output element.
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  auto shapeArr = info[1].As<Napi::Array>();
+  auto axesArr = info[2].As<Napi::Array>();
+  bool mean = info[3].As<Napi::Boolean>().Value();
+  const size_t r = shapeArr.Length();
+  std::vector<int64_t> shape(r);
+  for (uint32_t i = 0; i < r; i++) shape[i] = shapeArr.Get(i).As<Napi::Number>().Int64Value();
+  std::vector<bool> reduced(r, false);
+  for (uint32_t i = 0; i < axesArr.Length(); i++) reduced[axesArr.Get(i).As<Napi::Number>().Int32Value()] = true;
+  float* x = dataOf(info[0], prod(shape), "x");
+  // Output strides (0 on reduced axes).
+  std::vector<int64_t> so(r, 0);
+  int64_t outSize = 1, count = 1;
+  for (int64_t i = static_cast<int64_t>(r) - 1; i >= 0; i--) {
+    if (reduced[i]) {
+      count *= shape[i];
+    } else {
+      so[i] = outSize;
+      outSize *= shape[i];
+    }
+  }
+  // Merge adjacent dims with the same kind; drop size-1 dims.
+  std::vector<int64_t> d2, s2;
+  for (size_t i = 0; i < r; i++) {
+    if (shape[i] == 1) continue;
+    if (!d2.empty() && s2.back() == so[i] * shape[i]) {
+      d2.back() *= shape[i];
+      s2.back() = so[i];
+    } else {
+      d2.push_back(shape[i]);
+      s2.push_back(so[i]);
+    }
+  }
+  std::vector<double> acc(outSize, 0.0);
+  auto out = Napi::Float32Array::New(info.Env(), outSize);
+  if (!d2.empty()) {
+    const size_t q = d2.size();
+    const int64_t n = d2[q - 1], sn = s2[q - 1];
+    int64_t outer = prod(d2) / n;
+    std::vector<int64_t> idx(q, 0);
+    int64_t off = 0;
+    const float* px = x;
+    for (int64_t it = 0; it < outer; it++, px += n) {
+      if (sn == 0) {
+        double t = 0;
+        for (int64_t i = 0; i < n; i++) t += px[i];
+        acc[off] += t;
+      } else {
+        double* a = acc.data() + off;
+        for (int64_t i = 0; i < n; i++) a[i] += px[i];
+      }
+      for (int64_t d = static_cast<int64_t>(q) - 2; d >= 0; d--) {
+        if (++idx[d] < d2[d]) {
+          off += s2[d];
+          break;
+        }
+        off -= s2[d] * (d2[d] - 1);
+        idx[d] = 0;
+      }
+    }
+  } else if (outSize == 1) {
+    acc[0] = x[0];
+  }
+  float* o = out.Data();
+  for (int64_t i = 0; i < outSize; i++) o[i] = static_cast<float>(mean ? acc[i] / count : acc[i]);
+  return out;
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto v = dnnl::version();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "tbb" : "other");
+  o.Set("cachedPrimitives", static_cast<double>(fwdCache.size() + bwdDataCache.size() + bwdWeightsCache.size() +
+                                                matmulCache.size()));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
+  exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
+  exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights));
+  exports.Set("matmul", Napi::Function::New(env, MatMulFn));
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(moco_native, Init)

@@ -1,0 +1,285 @@
+// Backend 'native': the tfjs cpu backend (pure JS) with its convolutions and matrix products replaced by
+// oneDNN (libdnnl) primitives from an optional Node-API addon. Everything else is the cpu backend's code.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+export const NATIVE_BACKEND = 'native';
+
+export interface NativeAddon {
+  conv2dForward(
+    x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
+    strides: number[], pads: number[], dilations: number[],
+  ): Float32Array;
+  conv2dBackwardData(
+    dy: Float32Array, yShape: number[], filter: Float32Array, filterShape: number[], xShape: number[],
+    strides: number[], pads: number[], dilations: number[],
+  ): Float32Array;
+  conv2dBackwardWeights(
+    x: Float32Array, xShape: number[], dy: Float32Array, yShape: number[], filterShape: number[],
+    strides: number[], pads: number[], dilations: number[],
+  ): Float32Array;
+  matmul(
+    a: Float32Array, b: Float32Array, batchA: number, batchB: number, m: number, k: number, n: number,
+    transposeA: boolean, transposeB: boolean,
+  ): Float32Array;
+  /** op: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 squared difference; numpy broadcasting. */
+  binary(op: number, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], outShape: number[]): Float32Array;
+  /** op: 0 relu, 1 step (alpha), 2 square, 3 rsqrt, 4 neg, 5 sqrt. */
+  unary(op: number, x: Float32Array, alpha?: number): Float32Array;
+  /** Sum (mean when `mean`) over `axes`; the reduced axes are dropped from the result. */
+  reduce(x: Float32Array, shape: number[], axes: number[], mean: boolean): Float32Array;
+  info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number };
+}
+
+const ADDON_PATH = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), 'build', 'Release', 'moco_native.node');
+
+let loaded: { addon?: NativeAddon; error?: string } | undefined;
+
+/** The addon, or undefined with the reason in `nativeUnavailableReason()` (not built, libdnnl missing). */
+export function loadAddon(): NativeAddon | undefined {
+  if (!loaded) {
+    // libgomp reads this when the addon loads it. Two OpenMP threads on a shared 2-core machine spin
+    // against each other (matmul 20x slower measured); MOCO_NATIVE_THREADS overrides.
+    process.env.OMP_NUM_THREADS ??= process.env.MOCO_NATIVE_THREADS ?? '1';
+    try {
+      loaded = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      loaded = {
+        error: `cannot load ${ADDON_PATH} (${message.split('\n')[0]}); build it with 'apt-get install libdnnl-dev && npm run build -w @moco/native-kernels'`,
+      };
+    }
+  }
+  return loaded.addon;
+}
+
+export function nativeUnavailableReason(): string | undefined {
+  loadAddon();
+  return loaded?.error;
+}
+
+type Info = tf.TensorInfo;
+
+function f32(backend: MathBackendCPU, t: Info): Float32Array {
+  const values = backend.data.get(t.dataId).values;
+  return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+}
+
+function pads(p: { top: number; bottom: number; left: number; right: number }): number[] {
+  return [p.top, p.bottom, p.left, p.right];
+}
+
+/** Copies x[begin : begin + size] (any rank) with one TypedArray.set per contiguous run. */
+function sliceValues(values: tf.backend_util.TypedArray, shape: number[], begin: number[], size: number[]): tf.backend_util.TypedArray {
+  const r = shape.length;
+  const out = new (values.constructor as Float32ArrayConstructor)(tf.util.sizeFromShape(size));
+  if (out.length === 0) return out;
+  const strides = tf.util.computeStrides(shape).concat([1]);
+  // The smallest j such that every axis after j is taken whole: runs of size[j] * strides[j] elements.
+  let j = r - 1;
+  while (j > 0 && begin[j] === 0 && size[j] === shape[j]) j--;
+  const run = r === 0 ? 1 : size[j]! * strides[j]!;
+  const idx = new Array<number>(j).fill(0);
+  let base = 0;
+  for (let a = 0; a < r; a++) base += begin[a]! * strides[a]!;
+  let off = base;
+  for (let o = 0; o < out.length; o += run) {
+    out.set((values as Float32Array).subarray(off, off + run), o);
+    for (let d = j - 1; d >= 0; d--) {
+      if (++idx[d]! < size[d]!) {
+        off += strides[d]!;
+        break;
+      }
+      off -= strides[d]! * (size[d]! - 1);
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+function cpuKernel(name: string): tf.KernelFunc {
+  const k = tf.getKernel(name, 'cpu');
+  if (!k) throw new Error(`cpu kernel ${name} missing`);
+  return k.kernelFunc;
+}
+
+function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
+  const conv2d: tf.KernelFunc = (args) => {
+    const { x, filter } = args.inputs as { x: Info; filter: Info };
+    const { strides, pad, dataFormat, dilations, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
+    const backend = args.backend as MathBackendCPU;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      strides, dilations, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat),
+    );
+    if (info.dataFormat !== 'channelsLast' || x.dtype !== 'float32') return cpuKernel(tf.Conv2D)(args);
+    const y = addon.conv2dForward(
+      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [info.dilationHeight, info.dilationWidth],
+    );
+    return backend.makeTensorInfo(info.outShape, 'float32', y);
+  };
+  const conv2dBackpropInput: tf.KernelFunc = (args) => {
+    const { dy, filter } = args.inputs as { dy: Info; filter: Info };
+    const { inputShape, strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const backend = args.backend as MathBackendCPU;
+    const info = tf.backend_util.computeConv2DInfo(
+      inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false,
+      tf.backend_util.convertConv2DDataFormat(dataFormat),
+    );
+    if (info.dataFormat !== 'channelsLast' || dy.dtype !== 'float32') return cpuKernel(tf.Conv2DBackpropInput)(args);
+    const dx = addon.conv2dBackwardData(
+      f32(backend, dy), dy.shape, f32(backend, filter), filter.shape, info.inShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [1, 1],
+    );
+    return backend.makeTensorInfo(info.inShape, 'float32', dx);
+  };
+  const conv2dBackpropFilter: tf.KernelFunc = (args) => {
+    const { x, dy } = args.inputs as { x: Info; dy: Info };
+    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+    const backend = args.backend as MathBackendCPU;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false,
+      tf.backend_util.convertConv2DDataFormat(dataFormat),
+    );
+    if (info.dataFormat !== 'channelsLast' || x.dtype !== 'float32') return cpuKernel(tf.Conv2DBackpropFilter)(args);
+    const dw = addon.conv2dBackwardWeights(
+      f32(backend, x), x.shape, f32(backend, dy), dy.shape, info.filterShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [1, 1],
+    );
+    return backend.makeTensorInfo(info.filterShape, 'float32', dw);
+  };
+  const batchMatMul: tf.KernelFunc = (args) => {
+    const { a, b } = args.inputs as { a: Info; b: Info };
+    const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+    const backend = args.backend as MathBackendCPU;
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+    const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+    const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+    const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    const batchA = tf.util.sizeFromShape(outerA);
+    const batchB = tf.util.sizeFromShape(outerB);
+    const fallback = k !== kb || a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1);
+    if (fallback) return cpuKernel(tf.BatchMatMul)(args);
+    const outShape = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB).concat([m, n]);
+    const c = addon.matmul(f32(backend, a), f32(backend, b), batchA, batchB, m, k, n, transposeA, transposeB);
+    return backend.makeTensorInfo(outShape, 'float32', c);
+  };
+  const binary = (name: string, op: number): [string, tf.KernelFunc] => [
+    name,
+    (args) => {
+      const { a, b } = args.inputs as { a: Info; b: Info };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpuKernel(name)(args);
+      const backend = args.backend as MathBackendCPU;
+      const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      return backend.makeTensorInfo(outShape, 'float32', addon.binary(op, f32(backend, a), a.shape, f32(backend, b), b.shape, outShape));
+    },
+  ];
+  const unary = (name: string, op: number): [string, tf.KernelFunc] => [
+    name,
+    (args) => {
+      const { x } = args.inputs as { x: Info };
+      if (x.dtype !== 'float32') return cpuKernel(name)(args);
+      const backend = args.backend as MathBackendCPU;
+      const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
+      return backend.makeTensorInfo(x.shape, 'float32', addon.unary(op, f32(backend, x), alpha));
+    },
+  ];
+  const reduce = (name: string, mean: boolean): [string, tf.KernelFunc] => [
+    name,
+    (args) => {
+      const { x } = args.inputs as { x: Info };
+      if (x.dtype !== 'float32') return cpuKernel(name)(args);
+      const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+      const backend = args.backend as MathBackendCPU;
+      const axes = tf.util.parseAxisParam(axis, x.shape);
+      const kept = x.shape.filter((_, i) => !axes.includes(i));
+      const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(kept, axes) : kept;
+      return backend.makeTensorInfo(outShape, 'float32', addon.reduce(f32(backend, x), x.shape, axes, mean));
+    },
+  ];
+  const slice: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
+    const backend = args.backend as MathBackendCPU;
+    if (x.dtype === 'string' || x.dtype === 'complex64') return cpuKernel(tf.Slice)(args);
+    const [b, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size) as [number[], number[]];
+    const values = backend.data.get(x.dataId).values as tf.backend_util.TypedArray;
+    return backend.makeTensorInfo(sz, x.dtype, sliceValues(values, x.shape, b, sz));
+  };
+  const splitV: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
+    const backend = args.backend as MathBackendCPU;
+    if (x.dtype === 'string' || x.dtype === 'complex64') return cpuKernel(tf.SplitV)(args);
+    const $axis = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, $axis);
+    const values = backend.data.get(x.dataId).values as tf.backend_util.TypedArray;
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((s) => {
+      const size = [...x.shape];
+      size[$axis] = s;
+      const out = backend.makeTensorInfo(size, x.dtype, sliceValues(values, x.shape, [...begin], size));
+      begin[$axis]! += s;
+      return out;
+    });
+  };
+  return [
+    reduce(tf.Sum, false),
+    reduce(tf.Mean, true),
+    [tf.Slice, slice],
+    [tf.SplitV, splitV],
+    binary(tf.Add, 0),
+    binary(tf.Sub, 1),
+    binary(tf.Multiply, 2),
+    binary(tf.RealDiv, 3),
+    binary(tf.Maximum, 4),
+    binary(tf.Minimum, 5),
+    binary(tf.SquaredDifference, 6),
+    unary(tf.Relu, 0),
+    unary(tf.Step, 1),
+    unary(tf.Square, 2),
+    unary(tf.Rsqrt, 3),
+    unary(tf.Neg, 4),
+    unary(tf.Sqrt, 5),
+    [tf.Conv2D, conv2d],
+    [tf.Conv2DBackpropInput, conv2dBackpropInput],
+    [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
+    [tf.BatchMatMul, batchMatMul],
+  ];
+}
+
+let registered = false;
+
+/**
+ * Registers backend 'native' (a MathBackendCPU whose kernel registry is the cpu backend's, with the
+ * oneDNN kernels on top). Throws with the reason when the addon cannot load; safe to call again.
+ */
+export function registerNativeBackend(): { detail: string } {
+  const addon = loadAddon();
+  if (!addon) throw new Error(nativeUnavailableReason());
+  const { onednn, cpuRuntime } = addon.info();
+  const detail = `native (tfjs cpu + oneDNN ${onednn} ${cpuRuntime} conv/matmul)`;
+  if (registered) return { detail };
+  const cpuFactory = tf.findBackendFactory('cpu');
+  if (!cpuFactory) throw new Error(`the tfjs cpu backend is not registered`);
+  tf.registerBackend(NATIVE_BACKEND, () => cpuFactory() as MathBackendCPU, 0);
+  // MOCO_NATIVE_DISABLE=Conv2D,Add,...: keep the cpu backend's kernel for these (debugging).
+  const disabled = new Set((process.env.MOCO_NATIVE_DISABLE ?? '').split(',').filter(Boolean));
+  const overrides = new Map(makeKernels(addon).filter(([name]) => !disabled.has(name)));
+  for (const kernel of tf.getKernelsForBackend('cpu')) {
+    if (tf.getKernel(kernel.kernelName, NATIVE_BACKEND)) continue;
+    const kernelFunc = overrides.get(kernel.kernelName) ?? kernel.kernelFunc;
+    tf.registerKernel({ ...kernel, backendName: NATIVE_BACKEND, kernelFunc });
+  }
+  registered = true;
+  return { detail };
+}
