@@ -1,4 +1,4 @@
-import type { StorageConfig } from '@moco/config';
+import type { ObjectStoreConfig } from '@moco/storage';
 import type { Db } from '@moco/db';
 import type { BackendName } from '@moco/moco';
 import type { ClaimedJob } from './claim.js';
@@ -19,7 +19,7 @@ export interface RunSettings {
   db: Db;
   log: Logger;
   workerId: string;
-  storage: StorageConfig;
+  storage: ObjectStoreConfig;
   cacheDir: string;
   backend: BackendName | 'auto';
   /** The same dataset limits the API validated with. */

@@ -1,5 +1,5 @@
 // Messages between the worker (parent) and the trainer child of one job, over the IPC channel.
-import type { StorageConfig } from '@moco/config';
+import type { ObjectStoreConfig } from '@moco/storage';
 import type { BackendChoice, BackendName } from '@moco/moco';
 
 /** Where a dataset's bytes are: an object uploaded to this deployment's store, or a registered s3:// URI. */
@@ -29,7 +29,7 @@ export interface EncoderInfo {
 
 export interface StartMessage {
   type: 'start';
-  storage: StorageConfig;
+  storage: ObjectStoreConfig;
   cacheDir: string;
   backend: BackendName | 'auto';
   train: DatasetLocation;

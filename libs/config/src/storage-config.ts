@@ -1,3 +1,4 @@
+import type { ObjectStoreConfig } from '@moco/storage';
 import { z } from 'zod';
 import { ConfigError } from './load-config.js';
 import { storageEnv } from './env-schemas.js';
@@ -5,21 +6,8 @@ import { storageEnv } from './env-schemas.js';
 const storageSchema = z.object(storageEnv);
 type StorageEnv = z.infer<typeof storageSchema>;
 
-export type StorageConfig =
-  | { kind: 'local'; root: string }
-  | {
-      kind: 's3';
-      bucket: string;
-      prefix?: string;
-      endpoint?: string;
-      region: string;
-      accessKeyId?: string;
-      secretAccessKey?: string;
-      forcePathStyle: boolean;
-    };
-
 /** Turns the flat STORAGE_* / S3_* variables into the object-store configuration. */
-export function storageConfigFromEnv(env: StorageEnv): StorageConfig {
+export function storageConfigFromEnv(env: StorageEnv): ObjectStoreConfig {
   if (env.STORAGE_KIND === 'local') return { kind: 'local', root: env.STORAGE_ROOT };
   if (!env.S3_BUCKET) throw new ConfigError('invalid configuration:\n  S3_BUCKET: required when STORAGE_KIND=s3');
   if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
