@@ -18,7 +18,7 @@ import type {
   PromoteModelRequest,
   RegisterDatasetRequest,
 } from '@moco/contracts';
-import { isTerminalEvent, jobStream, type JobStreamItem } from './event-stream.js';
+import { isTerminalEvent, isTerminalStatus, jobStream, type JobStreamItem } from './event-stream.js';
 import { GrpcEmbedder, type EmbedOptions, type Embeddings } from './grpc-embedder.js';
 import { Http, type RequestOptions } from './http.js';
 
@@ -36,7 +36,6 @@ export interface MocoClientOptions {
 }
 
 type Call = { signal?: AbortSignal };
-const TERMINAL: readonly string[] = ['succeeded', 'failed', 'cancelled'];
 
 /** Pages of a list endpoint, fetched as the iteration needs them. */
 async function* paginate<T>(http: Http, path: string, query: RequestOptions['query'], signal?: AbortSignal): AsyncGenerator<T> {
@@ -141,7 +140,7 @@ export class MocoClient {
     /** Follows the live stream until the job is succeeded, failed or cancelled, then returns it. */
     wait: async (id: string, opts: Call & { onItem?: (item: JobStreamItem) => void } = {}): Promise<Job> => {
       const job = await this.jobs.get(id, opts);
-      if (TERMINAL.includes(job.status)) return job;
+      if (isTerminalStatus(job.status)) return job;
       for await (const item of this.jobs.events(id, { signal: opts.signal })) {
         opts.onItem?.(item);
         if (item.kind === 'event' && isTerminalEvent(item.event)) break;

@@ -9,9 +9,13 @@ export type JobStreamItem =
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
+export function isTerminalStatus(status: string): boolean {
+  return TERMINAL.has(status);
+}
+
 export function isTerminalEvent(event: JobEvent): boolean {
   const status = event.data.status;
-  return typeof status === 'string' ? TERMINAL.has(status) : TERMINAL.has(event.type);
+  return isTerminalStatus(typeof status === 'string' ? status : event.type);
 }
 
 /**
