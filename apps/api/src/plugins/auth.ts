@@ -10,6 +10,11 @@ declare module 'fastify' {
   }
 }
 
+/** The key of `Authorization: Bearer <key>`, or undefined. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
+}
+
 /**
  * Requires `Authorization: Bearer <key>` on every route of `scope`. Runs at onRequest, before the
  * body is read, so an unauthenticated upload costs nothing.
@@ -17,9 +22,9 @@ declare module 'fastify' {
 export function requireApiKey(scope: FastifyInstance, keys: KeyService): void {
   scope.decorateRequest('principal', null as unknown as Principal);
   scope.addHook('onRequest', async (request: FastifyRequest) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
-    if (!match) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key>');
-    const principal = await keys.verify(match[1]!);
+    const token = bearerToken(request);
+    if (!token) throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <key>');
+    const principal = await keys.verify(token);
     if (!principal) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key');
     request.principal = principal;
   });

@@ -1,6 +1,7 @@
 import { EmbeddingsRequest, EmbeddingsResponse, ErrorBody, ListModelsQuery, Model, ModelList, PromoteModelRequest } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ModelService } from '../../models/model-service.js';
+import { bearerToken } from '../../plugins/auth.js';
 import { readScope } from '../../shared/scope.js';
 
 /** `/v1/models` (promotion) and `/v1/embeddings` (REST mirror of gRPC Embed). */
@@ -49,7 +50,7 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
       },
     },
     // The bearer token was verified by the auth hook; the embedder checks it again for its own project scope.
-    async (request) => models.embed(/^Bearer\s+(\S+)/i.exec(request.headers.authorization!)![1]!, request.body),
+    async (request) => models.embed(bearerToken(request)!, request.body),
   );
 };
 
