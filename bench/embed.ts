@@ -1,5 +1,6 @@
 // `npm run -s bench:embed`: the gRPC embedder's throughput and latency against the raw forward pass.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +31,8 @@ the machine's load changed during the run and the overhead is not trustworthy). 
   --width N              ResNet width (default 16)
   --max-batch N          EMBED_MAX_BATCH, also the raw pass's batch (default 64)
   --max-delay-ms N       EMBED_MAX_DELAY_MS (default 5)
-  --backend auto|wasm|cpu|tensorflow   tfjs backend of both sides (default auto)
+  --backend auto|native|wasm|cpu|tensorflow   tfjs backend of both sides (default auto)
+  --profile-dir DIR      write V8 CPU profiles of the embedder's threads there (to see where serving time goes)
 `;
 
 const SIZE = 32;
@@ -46,6 +48,7 @@ const { values: o } = parseArgs({
     'max-batch': { type: 'string', default: '64' },
     'max-delay-ms': { type: 'string', default: '5' },
     backend: { type: 'string', default: 'auto' },
+    'profile-dir': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -91,7 +94,8 @@ const pngs = await Promise.all(
 );
 const request: EmbedRequest = { images: pngs, normalize: true };
 
-const server = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('../apps/embedder/src/main.ts', import.meta.url))], {
+const profile = o['profile-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o['profile-dir'])}`] : [];
+const server = spawn(process.execPath, [...process.execArgv, ...profile, fileURLToPath(new URL('../apps/embedder/src/main.ts', import.meta.url))], {
   env: {
     ...process.env,
     DATABASE_URL: tdb.url,
@@ -131,7 +135,9 @@ try {
   for (const concurrency of levels) {
     log(`concurrency ${concurrency}: 2 s warm-up, ${seconds} s timed`);
     await load(client, concurrency, 2);
-    results.push({ concurrency, ...(await load(client, concurrency, seconds)) });
+    const cpu = cpuMeter(server.pid!);
+    const measured = await load(client, concurrency, seconds);
+    results.push({ concurrency, ...measured, cores_busy: cpu() });
     log(`  ${JSON.stringify(results.at(-1))}`);
   }
   client.close();
@@ -175,6 +181,34 @@ try {
   await db.$disconnect();
   await tdb.drop();
   await rm(storeRoot, { recursive: true, force: true });
+}
+
+/**
+ * CPU used from now until the returned function is called, in cores (1 = one core busy throughout): the
+ * embedder process (all its threads, from /proc; null where there is none) and this load generator.
+ */
+function cpuMeter(pid: number): () => { embedder: number | null; load_generator: number } {
+  // utime + stime, in clock ticks (USER_HZ, 100 on Linux).
+  const embedderTicks = () => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return null;
+    }
+  };
+  const t0 = performance.now();
+  const own0 = process.cpuUsage();
+  const ticks0 = embedderTicks();
+  return () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const own = process.cpuUsage(own0);
+    const ticks = embedderTicks();
+    return {
+      embedder: ticks === null || ticks0 === null ? null : round((ticks - ticks0) / 100 / seconds, 2),
+      load_generator: round((own.user + own.system) / 1e6 / seconds, 2),
+    };
+  };
 }
 
 /** `concurrency` callers, each calling Embed back to back for `seconds`. */

@@ -1,20 +1,19 @@
 import { status } from '@grpc/grpc-js';
 import type { CheckpointTransform } from '@moco/models';
-import { tf, type Encoder } from '@moco/moco';
 import { EmbedError } from './errors.js';
-import { batchInput, type ModelInput } from './preprocess.js';
-
-export type OutputKind = 'backbone' | 'head';
+import type { ForwardPass, OutputKind, Vectors } from './forward-thread.js';
+import type { ModelInput } from './preprocess.js';
 
 export interface BatchJob {
-  /** Jobs with the same key share forward passes: same model, output and normalisation. */
+  /** Jobs with the same key share forward passes: same loaded model, output and normalisation. */
   key: string;
-  encoder: Encoder;
+  /** The loaded model (ForwardThread handle). */
+  handle: number;
   output: OutputKind;
   normalize: boolean;
   /** The model's evaluation transform (the same for every job of a key). */
   transform: CheckpointTransform;
-  /** The request's images: pixels are transformed together with the rest of the pass; a tensor is disposed by the batcher. */
+  /** The request's images: pixels are transformed together with the rest of the pass. */
   input: ModelInput;
   /** Epoch ms; Infinity for none. */
   deadline: number;
@@ -29,7 +28,7 @@ export interface BatchStats {
   recentBatchSizes: number[];
   /** Requests dropped before their forward pass because their deadline had passed or the caller left. */
   dropped: number;
-  /** Milliseconds spent in forward passes (input assembly, evaluation transform, model, results). */
+  /** Milliseconds spent in forward passes (input assembly, evaluation transform, model, results, the trip to the thread). */
   forwardMs: number;
 }
 
@@ -37,55 +36,31 @@ interface Pending {
   job: BatchJob;
   count: number;
   enqueued: number;
-  resolve: (result: { data: Float32Array; dim: number }) => void;
+  resolve: (result: Vectors) => void;
   reject: (error: Error) => void;
 }
 
 const RECENT_BATCHES = 1000;
-/**
- * How long past maxDelayMs a pass with room waits for requests of its key that have been received and
- * are still being decoded (announced with `expect`): they join within milliseconds, whereas a pass
- * started without them makes them wait a whole pass, and under load splits the work into small,
- * less efficient passes.
- */
-export const INCOMING_WAIT_MS = 50;
 
 /**
  * Merges concurrent requests into forward passes of up to `maxBatch` images. One pass runs at a time
- * (the backend uses the cores already); while it runs, requests queue up and go together in the next.
- * An idle batcher waits at most `maxDelayMs` after a request arrives for others to join it, and up to
- * INCOMING_WAIT_MS longer while requests of the same key announced with `expect` are still on their way.
+ * (one model thread); while it runs, requests queue up and go together in the next. An idle batcher
+ * waits at most `maxDelayMs` after a request arrives for others to join it.
  */
 export class MicroBatcher {
   readonly stats: BatchStats = { forwardPasses: 0, imagesEmbedded: 0, recentBatchSizes: [], dropped: 0, forwardMs: 0 };
   private readonly queue: Pending[] = [];
-  /** Images per key announced with `expect` and not yet submitted. */
-  private readonly incoming = new Map<string, number>();
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private flushing = false;
 
-  constructor(private readonly opts: { maxBatch: number; maxDelayMs: number }) {}
-
-  /**
-   * Announces `count` images of `key` that are being prepared (decoded); passes of that key wait a
-   * little for them. The returned function withdraws the announcement (call it before `submit`, or on failure).
-   */
-  expect(key: string, count: number): () => void {
-    this.incoming.set(key, (this.incoming.get(key) ?? 0) + count);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = this.incoming.get(key)! - count;
-      if (left > 0) this.incoming.set(key, left);
-      else this.incoming.delete(key);
-      this.pump();
-    };
-  }
+  constructor(
+    private readonly opts: { maxBatch: number; maxDelayMs: number },
+    private readonly runPass: (pass: ForwardPass) => Promise<Vectors>,
+  ) {}
 
   /** The request's vectors, [n, dim] row-major. */
-  submit(job: BatchJob): Promise<{ data: Float32Array; dim: number }> {
+  submit(job: BatchJob): Promise<Vectors> {
     return new Promise((resolve, reject) => {
       this.queue.push({ job, count: job.input.count, enqueued: performance.now(), resolve, reject });
       this.pump();
@@ -103,23 +78,16 @@ export class MicroBatcher {
     const first = this.queue[0]!;
     const queued = this.queue.reduce((n, p) => (p.job.key === first.job.key ? n + p.count : n), 0);
     const waited = performance.now() - first.enqueued;
-    const incoming = this.incoming.has(first.job.key);
-    const wait = this.opts.maxDelayMs + (incoming ? INCOMING_WAIT_MS : 0);
-    if (this.flushing || queued >= this.opts.maxBatch || waited >= wait) {
+    if (this.flushing || queued >= this.opts.maxBatch || waited >= this.opts.maxDelayMs) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      // The pass blocks the thread (the backend runs synchronously): first let the event loop send the
-      // responses of the last pass and read the requests that came meanwhile (their decoding then
-      // proceeds on the thread pool during the pass).
       this.running = true;
-      setImmediate(() => void this.run(first.job.key));
-    } else {
-      // Re-armed on every pump: how long to wait changes as announced requests arrive.
-      clearTimeout(this.timer);
+      void this.run(first.job.key);
+    } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.pump();
-      }, wait - waited);
+      }, this.opts.maxDelayMs - waited);
     }
   }
 
@@ -136,44 +104,43 @@ export class MicroBatcher {
       this.queue.splice(i, 1);
       if (Date.now() >= p.job.deadline || p.job.isCancelled()) {
         this.stats.dropped++;
-        if (p.job.input.kind === 'tensor') p.job.input.tensor.dispose();
         p.reject(new EmbedError(status.DEADLINE_EXCEEDED, 'deadline exceeded before the request reached the model'));
         continue;
       }
       batch.push(p);
       images += p.count;
     }
-    try {
-      if (batch.length > 0) await this.forward(batch, images);
-    } finally {
-      this.running = false;
-      this.pump();
-    }
+    const settle = batch.length > 0 ? await this.forward(batch, images) : () => {};
+    // The next pass goes to the model thread before this one's responses are sent: sending them is
+    // main-thread work the model need not wait for.
+    this.running = false;
+    this.pump();
+    settle();
   }
 
-  private async forward(batch: Pending[], images: number): Promise<void> {
-    const { encoder, output, normalize, transform } = batch[0]!.job;
-    const inputs = batch.map((p) => p.job.input);
+  /** Runs the pass; the returned function hands each request its vectors (or the pass's error). */
+  private async forward(batch: Pending[], images: number): Promise<() => void> {
+    const { handle, output, normalize, transform } = batch[0]!.job;
     const started = performance.now();
-    let x: tf.Tensor4D | undefined;
+    let vectors: Vectors;
     try {
-      x = batchInput(inputs, transform);
-      const { data, dim } = await encoder.embed(x, { output, normalize, batchSize: Math.max(this.opts.maxBatch, 1) });
-      this.stats.forwardMs += performance.now() - started;
-      this.stats.forwardPasses++;
-      this.stats.imagesEmbedded += images;
-      this.stats.recentBatchSizes.push(images);
-      if (this.stats.recentBatchSizes.length > RECENT_BATCHES) this.stats.recentBatchSizes.shift();
+      const inputs = batch.map((p) => p.job.input);
+      vectors = await this.runPass({ handle, output, normalize, transform, inputs, batchSize: Math.max(this.opts.maxBatch, 1) });
+    } catch (error) {
+      return () => batch.forEach((p) => p.reject(error as Error));
+    }
+    this.stats.forwardMs += performance.now() - started;
+    this.stats.forwardPasses++;
+    this.stats.imagesEmbedded += images;
+    this.stats.recentBatchSizes.push(images);
+    if (this.stats.recentBatchSizes.length > RECENT_BATCHES) this.stats.recentBatchSizes.shift();
+    const { data, dim } = vectors;
+    return () => {
       let offset = 0;
       for (const p of batch) {
-        p.resolve({ data: data.slice(offset * dim, (offset + p.count) * dim), dim });
+        p.resolve({ data: data.subarray(offset * dim, (offset + p.count) * dim), dim });
         offset += p.count;
       }
-    } catch (error) {
-      for (const p of batch) p.reject(error as Error);
-    } finally {
-      for (const input of inputs) if (input.kind === 'tensor') input.tensor.dispose();
-      x?.dispose();
-    }
+    };
   }
 }

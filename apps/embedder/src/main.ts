@@ -1,7 +1,6 @@
 // `npm run embedder`: the gRPC embedding server (configuration from the environment, see embedderEnv).
 import { databaseEnv, embedderEnv, loadConfig, logEnv, storageConfigFromEnv, storageEnv } from '@moco/config';
 import { createDb } from '@moco/db';
-import { initBackend } from '@moco/moco';
 import { createObjectStore } from '@moco/storage';
 import { pino } from 'pino';
 import { z } from 'zod';
@@ -9,7 +8,6 @@ import { startEmbedder } from './server.js';
 
 const config = loadConfig(z.object({ ...databaseEnv, ...storageEnv, ...logEnv, ...embedderEnv }));
 const log = pino({ name: 'embedder', level: config.LOG_LEVEL });
-await initBackend({ prefer: config.EMBED_BACKEND, log: (line) => log.info(line) });
 const db = createDb(config.DATABASE_URL);
 const embedder = await startEmbedder(config, {
   db,

@@ -1,29 +1,28 @@
 import { status } from '@grpc/grpc-js';
 import type { Db } from '@moco/db';
 import { DEFAULT_ALIAS, ModelError, resolveModel, type Model, type ModelSelector } from '@moco/models';
-import { loadTrainingState, type Encoder } from '@moco/moco';
 import type { ObjectStore } from '@moco/storage';
 import type { Logger } from 'pino';
 import { EmbedError } from './errors.js';
-
-/** A model in memory: only the query encoder of the checkpoint's training state. */
-export interface LoadedModel {
-  readonly model: Model;
-  readonly encoder: Encoder;
-}
+import type { ForwardThread } from './forward-thread.js';
 
 /** A model held for one request; while any lease is out, eviction does not free the weights. */
 export interface Lease {
-  readonly loaded: LoadedModel;
+  readonly model: Model;
+  /** Its query encoder in the forward-pass thread. */
+  readonly handle: number;
   /** The alias the request named; '' when it pinned a model id. */
   readonly alias: string;
   release(): void;
 }
 
 interface Slot {
-  loaded: LoadedModel;
+  model: Model;
+  handle: number;
   users: number;
   evicted: boolean;
+  /** Its weights are gone already (the thread restarted): nothing to unload. */
+  lost: boolean;
 }
 
 // A checkpoint that failed to load is not fetched again for this long (each request would otherwise retry it).
@@ -48,13 +47,22 @@ export class ModelRegistry {
   private readonly refreshes = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly deps: { db: Db; store: ObjectStore; maxModels: number; log: Logger },
-  ) {}
+    private readonly deps: { db: Db; store: ObjectStore; forward: ForwardThread; maxModels: number; log: Logger },
+  ) {
+    deps.forward.onRestart(() => {
+      for (const slot of this.slots.values()) {
+        slot.lost = true;
+        slot.evicted = true;
+      }
+      // Aliases stay: their models load again on the next request.
+      this.slots.clear();
+    });
+  }
 
   /** @throws ModelError (not_found) for an unknown alias or id; EmbedError UNAVAILABLE when the model cannot be loaded. */
   async acquire(projectId: string, selector: ModelSelector): Promise<Lease> {
     if (selector.modelId) {
-      const held = this.slots.get(selector.modelId)?.loaded.model;
+      const held = this.slots.get(selector.modelId)?.model;
       const model = held?.projectId === projectId ? held : await resolveModel(this.deps.db, { projectId, modelId: selector.modelId });
       return this.lease(model, '');
     }
@@ -133,13 +141,14 @@ export class ModelRegistry {
       slot.users++;
       let released = false;
       return {
-        loaded: slot.loaded,
+        model: slot.model,
+        handle: slot.handle,
         alias,
         release: () => {
           if (released) return;
           released = true;
           slot.users--;
-          if (slot.evicted && slot.users === 0) slot.loaded.encoder.dispose();
+          if (slot.evicted && slot.users === 0) this.free(slot);
         },
       };
     }
@@ -163,26 +172,19 @@ export class ModelRegistry {
   }
 
   private async read(model: Model): Promise<Slot> {
-    let encoder: Encoder;
+    let handle: number;
     const started = performance.now();
     try {
-      const { moco } = loadTrainingState(await this.deps.store.getBytes(model.objectKey));
-      // Serving needs the query encoder only.
-      moco.key.dispose();
-      moco.queue.dispose();
-      moco.optimizer.dispose();
-      encoder = moco.query;
-      if (encoder.config.inChannels !== model.transform.channels) {
-        encoder.dispose();
-        throw new Error(`the encoder takes ${encoder.config.inChannels} channels but the transform has ${model.transform.channels}`);
-      }
+      handle = await this.deps.forward.load(await this.deps.store.getBytes(model.objectKey), model.transform.channels);
     } catch (error) {
+      // The thread being down (EmbedError) says nothing about the checkpoint.
+      if (error instanceof EmbedError) throw error;
       this.failures.set(model.id, Date.now() + FAILED_LOAD_RETRY_MS);
       this.deps.log.error({ err: error, modelId: model.id, objectKey: model.objectKey }, 'model failed to load');
       throw unavailable(model);
     }
     this.failures.delete(model.id);
-    const slot: Slot = { loaded: { model, encoder }, users: 0, evicted: false };
+    const slot: Slot = { model, handle, users: 0, evicted: false, lost: false };
     this.slots.set(model.id, slot);
     this.deps.log.info({ modelId: model.id, ms: Math.round(performance.now() - started) }, 'model loaded');
     while (this.slots.size > this.deps.maxModels) this.evict(this.slots.keys().next().value!);
@@ -193,7 +195,11 @@ export class ModelRegistry {
     const slot = this.slots.get(id)!;
     this.slots.delete(id);
     slot.evicted = true;
-    if (slot.users === 0) slot.loaded.encoder.dispose();
+    if (slot.users === 0) this.free(slot);
+  }
+
+  private free(slot: Slot): void {
+    if (!slot.lost) this.deps.forward.unload(slot.handle);
   }
 }
 

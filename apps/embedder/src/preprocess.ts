@@ -1,7 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { decodeImage, DatasetError } from '@moco/data';
 import type { CheckpointTransform, EmbedRequest } from '@moco/models';
-import { evalTransform, tf } from '@moco/moco';
 import { EmbedError } from './errors.js';
 
 const invalid = (message: string) => new EmbedError(status.INVALID_ARGUMENT, message);
@@ -18,16 +17,17 @@ export function imageCount(request: EmbedRequest, maxImages: number): number {
 }
 
 /**
- * A request's images on their way to the model. `pixels`: [n, size, size, channels] values in [0, 255]
- * still to go through the evaluation transform, which the batcher applies once per forward pass to all
- * of them together (per-request tfjs ops on tiny tensors cost more than the work they do). `input`: the
- * model input itself, float32 (a preprocessed tensor). `tensor`: the model input as a tensor (a raw
- * tensor of another size, resized here); the batcher disposes it.
+ * A request's images on their way to the model, plain arrays that move to the forward-pass thread
+ * (which owns tfjs) without a copy. `pixels`: [n, size, size, channels] values in [0, 255] still to go
+ * through the evaluation transform, which the thread applies once per forward pass to all of them
+ * together (per-request tfjs ops on tiny tensors cost more than the work they do). `input`: the model
+ * input itself, float32 (a preprocessed tensor). `resize`: raw values [n, height, width, channels] of
+ * another size, resized and transformed there.
  */
 export type ModelInput =
   | { kind: 'pixels'; count: number; data: Uint8Array | Float32Array }
   | { kind: 'input'; count: number; data: Float32Array }
-  | { kind: 'tensor'; count: number; tensor: tf.Tensor4D };
+  | { kind: 'resize'; count: number; data: Float32Array; height: number; width: number };
 
 /**
  * The model input of a request, [N, size, size, channels]: the checkpoint's evaluation transform
@@ -59,38 +59,6 @@ export async function preprocess(
   return { kind: 'pixels', count: images.length, data: pixels };
 }
 
-/** The model input of a batch of requests' inputs, in order, as one tensor: one evaluation transform for all pixels. */
-export function batchInput(inputs: readonly ModelInput[], transform: CheckpointTransform): tf.Tensor4D {
-  const { size, channels } = transform;
-  const imageValues = size * size * channels;
-  if (inputs.length === 1 && inputs[0]!.kind === 'tensor') return inputs[0]!.tensor.clone();
-  return tf.tidy(() => {
-    const parts: tf.Tensor4D[] = [];
-    // Runs of pixel (or ready input) requests become one tensor each; in the usual case that is the whole batch.
-    for (let i = 0; i < inputs.length; ) {
-      const kind = inputs[i]!.kind;
-      if (kind === 'tensor') {
-        parts.push((inputs[i++] as Extract<ModelInput, { kind: 'tensor' }>).tensor);
-        continue;
-      }
-      let j = i;
-      let n = 0;
-      while (j < inputs.length && inputs[j]!.kind === kind) n += inputs[j++]!.count;
-      const values = new Float32Array(n * imageValues);
-      let offset = 0;
-      for (let k = i; k < j; k++) {
-        const { data } = inputs[k] as Extract<ModelInput, { kind: 'pixels' | 'input' }>;
-        values.set(data, offset);
-        offset += data.length;
-      }
-      const x = tf.tensor4d(values, [n, size, size, channels]);
-      parts.push(kind === 'pixels' ? evalTransform(x, transform) : x);
-      i = j;
-    }
-    return parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
-  });
-}
-
 function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: CheckpointTransform): ModelInput {
   const { shape } = tensor;
   if (shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
@@ -104,10 +72,7 @@ function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: Chec
   // A copy: the received buffer need not be 4-byte aligned.
   const values = new Float32Array(new Uint8Array(tensor.data).buffer);
   const atSize = h === transform.size && w === transform.size;
-  if (!tensor.preprocessed) {
-    if (atSize) return { kind: 'pixels', count: n, data: values };
-    return { kind: 'tensor', count: n, tensor: tf.tidy(() => evalTransform(tf.tensor4d(values, [n, h, w, c]), transform)) };
-  }
+  if (!tensor.preprocessed) return atSize ? { kind: 'pixels', count: n, data: values } : { kind: 'resize', count: n, data: values, height: h, width: w };
   if (!atSize) throw invalid(`a preprocessed tensor must be ${transform.size}x${transform.size}, got ${h}x${w}`);
   return { kind: 'input', count: n, data: values };
 }

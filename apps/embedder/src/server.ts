@@ -25,6 +25,7 @@ import type { z } from 'zod';
 import { ApiKeyAuth } from './auth.js';
 import { MicroBatcher, type BatchStats } from './batcher.js';
 import { toServiceError } from './errors.js';
+import { ForwardThread } from './forward-thread.js';
 import { ModelRegistry } from './model-registry.js';
 import { imageCount, preprocess } from './preprocess.js';
 
@@ -44,6 +45,8 @@ export interface Embedder {
   port: number;
   /** Forward passes and their sizes (micro-batching at work). */
   stats: BatchStats;
+  /** The tfjs backend of the forward-pass thread. */
+  readonly backend: string;
   readonly loadedModelIds: string[];
   /**
    * Graceful stop: health turns NOT_SERVING, after EMBED_DRAIN_DELAY_MS new calls are refused, calls
@@ -68,8 +71,9 @@ function contextOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadli
 /** Serves moco.v1.EmbeddingService, grpc.health.v1.Health and server reflection; resolves once listening. */
 export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps): Promise<Embedder> {
   const { db, log } = deps;
-  const registry = new ModelRegistry({ db, store: deps.store, maxModels: config.EMBED_MAX_MODELS, log });
-  const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS });
+  const forward = await ForwardThread.start({ backend: config.EMBED_BACKEND }, log);
+  const registry = new ModelRegistry({ db, store: deps.store, forward, maxModels: config.EMBED_MAX_MODELS, log });
+  const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS }, (pass) => forward.embed(pass));
   const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);
   const logUnexpected = (error: unknown) => log.error({ err: error }, 'request failed');
 
@@ -77,23 +81,12 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     const count = imageCount(request, config.EMBED_MAX_IMAGES);
     const lease = await registry.acquire(projectId, request);
     try {
-      const { model, encoder } = lease.loaded;
+      const { model, handle } = lease;
       const output = request.output === 'OUTPUT_HEAD' ? 'head' : 'backbone';
       const normalize = request.normalize === true;
-      const key = `${model.id}/${output}/${normalize}`;
-      // Passes of this key wait a little for these images while they are decoded.
-      const arrived = batcher.expect(key, count);
-      let input;
-      try {
-        input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
-      } catch (error) {
-        arrived();
-        throw error;
-      }
-      // Queued before the announcement is withdrawn, so no pass starts in between without it.
-      const result = batcher.submit({ key, encoder, output, normalize, transform: model.transform, input, ...call });
-      arrived();
-      const { data, dim } = await result;
+      const key = `${handle}/${output}/${normalize}`;
+      const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
+      const { data, dim } = await batcher.submit({ key, handle, output, normalize, transform: model.transform, input, ...call });
       return {
         vectors: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
         count,
@@ -184,6 +177,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     clearInterval(poll);
     server.forceShutdown();
     await listener.close();
+    await forward.close();
     throw error;
   }
   const setHealth = (status: 'SERVING' | 'NOT_SERVING') => {
@@ -212,12 +206,16 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     clearInterval(poll);
     await listener.close();
     registry.dispose();
+    await forward.close();
     log.info('embedder stopped');
   };
   return {
     address: `${host}:${port}`,
     port,
     stats: batcher.stats,
+    get backend() {
+      return forward.backend;
+    },
     get loadedModelIds() {
       return registry.loadedModelIds;
     },
@@ -226,9 +224,8 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
 }
 
 // HTTP/2 connection-level receive window of the server's sessions. Node's default (64 KiB) lets a client
-// have only ~64 KiB of requests in flight per connection until the server acknowledges them, and it
-// acknowledges only between forward passes (which block the thread): under load most requests then
-// sit on the client, and passes run small (10-20 images instead of EMBED_MAX_BATCH).
+// have only 64 KiB of request bytes in flight per connection per round trip: bulk requests (hundreds of
+// encoded images) from another region would crawl at 64 KiB per RTT.
 const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 
 /** grpc-js has no server option for it (`grpc-node.flow_control_window` is client-only): set it per session. */

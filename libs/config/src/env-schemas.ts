@@ -9,6 +9,8 @@ const bool = (fallback: boolean) =>
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1');
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** A tfjs backend preference, as libs/moco's initBackend takes it (native: the optional oneDNN kernels). */
+const backend = z.enum(['auto', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto');
 
 export const databaseEnv = {
   DATABASE_URL: z
@@ -57,7 +59,7 @@ export const apiEnv = {
 export const workerEnv = {
   WORKER_ID: z.string().min(1).optional(),
   /** tfjs backend preference; the worker falls back (with a warning) when it is not installed. */
-  TRAIN_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  TRAIN_BACKEND: backend,
   /** How often Postgres is reconciled with the queue (jobs Postgres says are live but Redis lost). */
   RECONCILE_INTERVAL_S: positiveInt(60),
   /** Where the worker keeps downloaded datasets between jobs. */
@@ -89,7 +91,7 @@ export const embedderEnv = {
   EMBED_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
   EMBED_SHUTDOWN_TIMEOUT_S: positiveInt(30),
   /** tfjs backend preference; falls back (with a warning) when it is not installed. */
-  EMBED_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  EMBED_BACKEND: backend,
 };
 
 export { port, bool, positiveInt };

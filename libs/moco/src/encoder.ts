@@ -1,6 +1,6 @@
 import * as tf from './tf.js';
 import type { EncoderConfig } from './config.js';
-import { batchNorm, conv2d, l2Normalize, linear, type BnMode } from './layers.js';
+import { batchNorm, conv2d, convBnInference, l2Normalize, linear, type BnMode } from './layers.js';
 import { resnetPlan, type ResnetPlan } from './resnet-plan.js';
 import type { Rng } from './rng.js';
 
@@ -97,7 +97,6 @@ export class Encoder {
     return tf.tidy(() => {
       const p = (name: string): tf.Tensor => this.params.get(name)!;
       const mode: BnMode = {
-        training: opts.training,
         splits: opts.bnSplits ?? 1,
         momentum: this.config.bnMomentum,
         eps: this.config.bnEps,
@@ -112,25 +111,37 @@ export class Encoder {
           this.buffers.get(`${name}.running_var`)!,
           mode,
         );
-      const conv = (name: string, y: tf.Tensor4D, stride: number, pad: number) =>
-        conv2d(y, p(`${name}.weight`) as tf.Tensor4D, stride, pad);
+      // Convolution, BN, optional ReLU: in eval mode as one fused convolution (BN folded in).
+      const convBn = (convName: string, bnName: string, y: tf.Tensor4D, stride: number, pad: number, relu: boolean): tf.Tensor4D => {
+        const w = p(`${convName}.weight`) as tf.Tensor4D;
+        if (opts.training) {
+          const z = bn(bnName, conv2d(y, w, stride, pad));
+          return relu ? z.relu() : z;
+        }
+        const stats = {
+          gamma: p(`${bnName}.weight`) as tf.Tensor1D,
+          beta: p(`${bnName}.bias`) as tf.Tensor1D,
+          mean: this.buffers.get(`${bnName}.running_mean`)! as tf.Tensor1D,
+          variance: this.buffers.get(`${bnName}.running_var`)! as tf.Tensor1D,
+          eps: this.config.bnEps,
+        };
+        return convBnInference(y, w, stats, stride, pad, relu);
+      };
 
       const { stem, blocks } = this.plan;
-      let h: tf.Tensor4D = bn('bn1', conv('conv1', x, stem.stride, stem.pad)).relu();
+      let h: tf.Tensor4D = convBn('conv1', 'bn1', x, stem.stride, stem.pad, true);
       if (stem.maxPool) h = tf.maxPool(h, 3, 2, 1);
       for (const b of blocks) {
         let y: tf.Tensor4D;
         if (b.kind === 'basic') {
-          y = bn(`${b.name}.bn1`, conv(`${b.name}.conv1`, h, b.stride, 1)).relu();
-          y = bn(`${b.name}.bn2`, conv(`${b.name}.conv2`, y, 1, 1));
+          y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, b.stride, 1, true);
+          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, false);
         } else {
-          y = bn(`${b.name}.bn1`, conv(`${b.name}.conv1`, h, 1, 0)).relu();
-          y = bn(`${b.name}.bn2`, conv(`${b.name}.conv2`, y, b.stride, 1)).relu();
-          y = bn(`${b.name}.bn3`, conv(`${b.name}.conv3`, y, 1, 0));
+          y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
+          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, b.stride, 1, true);
+          y = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y, 1, 0, false);
         }
-        const shortcut = b.downsample
-          ? bn(`${b.name}.downsample.1`, conv(`${b.name}.downsample.0`, h, b.stride, 0))
-          : h;
+        const shortcut = b.downsample ? convBn(`${b.name}.downsample.0`, `${b.name}.downsample.1`, h, b.stride, 0, false) : h;
         h = y.add(shortcut).relu();
       }
       const features = h.mean([1, 2]) as tf.Tensor2D;

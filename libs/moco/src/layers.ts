@@ -1,19 +1,46 @@
 import * as tf from './tf.js';
 
 /** How BatchNorm behaves in one forward pass. */
+/** Training-mode BatchNorm settings (eval mode is folded into convolutions: convBnInference). */
 export interface BnMode {
-  training: boolean;
-  /** Sub-batches normalised separately in training (the CIFAR demo's SplitBatchNorm). */
+  /** Sub-batches normalised separately (the CIFAR demo's SplitBatchNorm). */
   splits: number;
   momentum: number;
   eps: number;
-  /** Write the running statistics (training only). */
+  /** Write the running statistics. */
   updateStats: boolean;
 }
 
 /** Convolution without bias, PyTorch's symmetric zero padding. */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
   return tf.conv2d(x, w, stride, pad === 0 ? 'valid' : pad);
+}
+
+/**
+ * Convolution then eval-mode BatchNorm (then ReLU) as one fused convolution: BN with fixed statistics
+ * is a per-channel scale and shift, folded into the kernel (w * gamma / sqrt(var + eps)) and a bias
+ * (beta - mean * gamma / sqrt(var + eps)). Inference only: five elementwise passes over the
+ * activations per layer become none, which is most of the forward pass at serving sizes.
+ */
+export function convBnInference(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  bn: { gamma: tf.Tensor1D; beta: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D; eps: number },
+  stride: number,
+  pad: number,
+  relu: boolean,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const scale = bn.variance.add(bn.eps).rsqrt().mul(bn.gamma);
+    return tf.fused.conv2d({
+      x,
+      filter: w.mul<tf.Tensor4D>(scale),
+      strides: stride,
+      pad: pad === 0 ? 'valid' : pad,
+      bias: bn.beta.sub(bn.mean.mul(scale)),
+      activation: relu ? 'relu' : 'linear',
+    });
+  });
 }
 
 /** The largest split count <= wanted that divides n, so a short last batch still runs. */
@@ -54,9 +81,6 @@ export function batchNorm(
   runningVar: tf.Variable,
   mode: BnMode,
 ): tf.Tensor4D {
-  if (!mode.training) {
-    return x.sub(runningMean).mul(runningVar.add(mode.eps).rsqrt()).mul(gamma).add(beta);
-  }
   const [n, h, w, c] = x.shape;
   const s = effectiveSplits(n, mode.splits);
   const grouped = [n / s, s, h * w, c];
