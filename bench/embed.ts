@@ -7,11 +7,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { embedderEnv, loadConfig } from '@moco/config';
 import { createDb, createTestDatabase } from '@moco/db';
 import { createEmbeddingClient, promoteModel, type EmbedRequest } from '@moco/models';
 import { cifarDemoDefaults, evalTransform, initBackend, Rng, tf, type MocoConfig } from '@moco/moco';
 import { createObjectStore } from '@moco/storage';
 import sharp from 'sharp';
+import { z } from 'zod';
 import { createCheckpoint, createProjectWithKey } from '../apps/embedder/src/testing.js';
 import { timeSteps } from './harness.js';
 
@@ -32,6 +34,7 @@ the machine's load changed during the run and the overhead is not trustworthy). 
   --max-batch N          EMBED_MAX_BATCH, also the raw pass's batch (default 64)
   --max-delay-ms N       EMBED_MAX_DELAY_MS (default 5)
   --backend auto|native|wasm|cpu|tensorflow   tfjs backend of both sides (default auto)
+  --threads N            EMBED_THREADS, also the raw pass's (native backend; default: cores - 1, as the embedder)
   --profile-dir DIR      write V8 CPU profiles of the embedder's threads there (to see where serving time goes)
 `;
 
@@ -49,6 +52,7 @@ const { values: o } = parseArgs({
     'max-delay-ms': { type: 'string', default: '5' },
     backend: { type: 'string', default: 'auto' },
     'profile-dir': { type: 'string' },
+    threads: { type: 'string', default: String(loadConfig(z.object({ EMBED_THREADS: embedderEnv.EMBED_THREADS }), {}).EMBED_THREADS) },
     help: { type: 'boolean', default: false },
   },
 });
@@ -57,20 +61,18 @@ if (o.help) {
   process.exit(0);
 }
 const levels = o.concurrency.split(',').map(Number);
-const [seconds, imagesPerRequest, width, maxBatch, maxDelayMs] = [o.seconds, o.images, o.width, o['max-batch'], o['max-delay-ms']].map(Number) as [
-  number,
-  number,
-  number,
-  number,
-  number,
-];
-if ([...levels, imagesPerRequest, width, maxBatch].some((x) => !Number.isInteger(x) || x < 1) || !(seconds > 0) || !(maxDelayMs >= 0)) {
+const [seconds, imagesPerRequest, width, maxBatch, maxDelayMs, threads] = [o.seconds, o.images, o.width, o['max-batch'], o['max-delay-ms'], o.threads].map(
+  Number,
+) as [number, number, number, number, number, number];
+if ([...levels, imagesPerRequest, width, maxBatch, threads].some((x) => !Number.isInteger(x) || x < 1) || !(seconds > 0) || !(maxDelayMs >= 0)) {
   process.stderr.write(`invalid options\n\n${usage}`);
   process.exit(1);
 }
 
 const started = performance.now();
 const loadStart = os.loadavg();
+// The raw pass computes with as many threads as the embedder's forward pass.
+process.env.MOCO_NATIVE_THREADS = String(threads);
 const backend = await initBackend({ prefer: o.backend as 'auto', log });
 const config: MocoConfig = { ...cifarDemoDefaults, width, K: 64, bnSplits: 1, batchSize: 64 };
 const transform = { size: SIZE, channels: 3 as const, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
@@ -105,6 +107,7 @@ const server = spawn(process.execPath, [...process.execArgv, ...profile, fileURL
     EMBED_BACKEND: backend.name,
     EMBED_MAX_BATCH: String(maxBatch),
     EMBED_MAX_DELAY_MS: String(maxDelayMs),
+    EMBED_THREADS: String(threads),
     LOG_LEVEL: 'info',
   },
   stdio: ['ignore', 'pipe', 'inherit'],
@@ -149,7 +152,7 @@ try {
   const report = {
     bench: 'embed',
     model: { arch: config.arch, stem: config.stem, width, image_size: SIZE, channels: 3, output: 'backbone', normalize: true },
-    server: { max_batch: maxBatch, max_delay_ms: maxDelayMs, backend: backend.name, backend_detail: backend.detail },
+    server: { max_batch: maxBatch, max_delay_ms: maxDelayMs, threads, backend: backend.name, backend_detail: backend.detail },
     images_per_request: imagesPerRequest,
     image_format: 'png',
     results,

@@ -39,7 +39,7 @@ beforeAll(async () => {
   moco = new Moco(tinyConfig(3), new Rng(5));
   bytes = await saveTrainingState(moco, { step: 1, epoch: 1, batchInEpoch: 0, rng: new Rng(5).state() });
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  thread = await ForwardThread.start({ backend: 'cpu' }, log);
+  thread = await ForwardThread.start({ backend: 'cpu', threads: 1 }, log);
 });
 
 afterAll(async () => {

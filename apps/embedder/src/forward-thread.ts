@@ -40,6 +40,8 @@ export type FromThread =
 
 export interface ThreadData {
   backend: BackendName | 'auto';
+  /** Compute threads (the native backend's; see EMBED_THREADS). */
+  threads: number;
 }
 
 // The thread's entry is TypeScript like the rest of the app, which runs under tsx; on Node 20 a worker
@@ -125,7 +127,13 @@ export class ForwardThread {
   }
 
   private spawn(): Promise<void> {
-    const worker = new Worker(BOOT, { eval: true, workerData: this.data satisfies ThreadData, name: 'forward-pass' });
+    const worker = new Worker(BOOT, {
+      eval: true,
+      workerData: this.data satisfies ThreadData,
+      name: 'forward-pass',
+      // How @moco/native-kernels takes its thread count (read in the thread, where it loads).
+      env: { ...process.env, MOCO_NATIVE_THREADS: String(this.data.threads) },
+    });
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -133,7 +141,7 @@ export class ForwardThread {
         if (m.op === 'ready') {
           ready = true;
           this.backend = m.backend;
-          this.log.info({ backend: m.backend, detail: m.detail }, 'forward-pass thread ready');
+          this.log.info({ backend: m.backend, detail: m.detail, threads: this.data.threads }, 'forward-pass thread ready');
           resolve();
         } else if (m.op === 'log') {
           this.log[m.line.startsWith('warning') ? 'warn' : 'info']({ thread: 'forward-pass' }, m.line);

@@ -71,7 +71,7 @@ function contextOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadli
 /** Serves moco.v1.EmbeddingService, grpc.health.v1.Health and server reflection; resolves once listening. */
 export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps): Promise<Embedder> {
   const { db, log } = deps;
-  const forward = await ForwardThread.start({ backend: config.EMBED_BACKEND }, log);
+  const forward = await ForwardThread.start({ backend: config.EMBED_BACKEND, threads: config.EMBED_THREADS }, log);
   const registry = new ModelRegistry({ db, store: deps.store, forward, maxModels: config.EMBED_MAX_MODELS, log });
   const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS }, (pass) => forward.embed(pass));
   const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { z } from 'zod';
 
 // Building blocks: each app composes the groups it needs into one z.object and calls loadConfig.
@@ -92,6 +93,11 @@ export const embedderEnv = {
   EMBED_SHUTDOWN_TIMEOUT_S: positiveInt(30),
   /** tfjs backend preference; falls back (with a warning) when it is not installed. */
   EMBED_BACKEND: backend,
+  /**
+   * Compute threads of the forward pass (the native backend's OpenMP threads; wasm always uses one).
+   * Default: one core fewer than the machine has, left to reading requests and decoding images.
+   */
+  EMBED_THREADS: z.coerce.number().int().positive().default(() => Math.max(1, os.availableParallelism() - 1)),
 };
 
 export { port, bool, positiveInt };
