@@ -26,9 +26,11 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     const state = join(mkdtempSync(join(tmpdir(), 'train-local-')), 'state.bin');
     const first = trainLocal([...tiny, '--epochs', '2', '--save', state]);
     expect(first.status, first.stderr).toBe(0);
-    expect(first.stderr).toMatch(/tfjs backend 'wasm'/);
+    // auto: native where the oneDNN addon is built (CI builds it), else wasm.
+    const backend = /tfjs backend '(native|wasm)'/.exec(first.stderr)?.[1];
+    expect(backend, first.stderr).toBeDefined();
     const [start, baselines, ...rest] = first.lines;
-    expect(start).toMatchObject({ event: 'start', train_images: 64, test_images: 64, backend: 'wasm' });
+    expect(start).toMatchObject({ event: 'start', train_images: 64, test_images: 64, backend });
     expect(baselines!.random_init_knn).toBeGreaterThan(0);
     expect(baselines!.raw_pixel_knn).toBeGreaterThan(20); // 10 classes: chance is 10
     const epochs = rest.filter((l) => 'epoch' in l);

@@ -1,12 +1,18 @@
 // oneDNN (libdnnl) kernels for the tfjs cpu backend: conv2d forward / backward-data / backward-weights
 // (NHWC activations, HWIO filters as tfjs stores them) and batched matmul with transposes.
 // Synchronous; inputs are Float32Arrays read in place, outputs are new Float32Arrays oneDNN writes into.
-// Primitives are cached per shape (the training loop repeats a few dozen shapes).
+// Primitives are cached per shape (the training loop repeats a few dozen shapes), per calling thread: the
+// addon may be loaded by several worker_threads, and oneDNN's stream and our reorder buffers are not
+// meant to be shared between threads running at once.
+// The elementwise and reduction loops run on the same OpenMP (libgomp) thread pool as oneDNN.
 #include <napi.h>
+#include <omp.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -24,7 +30,7 @@ dnnl::engine& eng() {
   return e;
 }
 dnnl::stream& strm() {
-  static dnnl::stream s(eng());
+  thread_local dnnl::stream s(eng());
   return s;
 }
 
@@ -60,6 +66,17 @@ std::string key(std::initializer_list<const std::vector<int64_t>*> parts) {
     k += ";";
   }
   return k;
+}
+
+// ---- output buffers ----
+// Large outputs are Node Buffers (napi_create_buffer: malloc, not zero-filled; every kernel writes all of
+// its output) viewed as Float32Arrays, which saves V8's zero-fill pass over megabytes. Freed with the
+// tensor's ArrayBuffer by V8's GC, as any other.
+Napi::Float32Array newOutput(Napi::Env env, size_t n) {
+  if (n * sizeof(float) < (1 << 16)) return Napi::Float32Array::New(env, n);
+  auto buf = Napi::Buffer<uint8_t>::New(env, n * sizeof(float));
+  if (buf.ByteOffset() % sizeof(float) != 0) return Napi::Float32Array::New(env, n);
+  return Napi::Float32Array::New(env, n, buf.ArrayBuffer(), buf.ByteOffset());
 }
 
 // [N,H,W,C] -> oneDNN logical {N,C,H,W}, nhwc layout
@@ -141,10 +158,11 @@ struct MatMul {
   memory::desc a, b, c;
 };
 
-std::unordered_map<std::string, std::unique_ptr<ConvFwd>> fwdCache;
-std::unordered_map<std::string, std::unique_ptr<ConvBwdData>> bwdDataCache;
-std::unordered_map<std::string, std::unique_ptr<ConvBwdWeights>> bwdWeightsCache;
-std::unordered_map<std::string, std::unique_ptr<MatMul>> matmulCache;
+thread_local std::unordered_map<std::string, std::unique_ptr<ConvFwd>> fwdCache;
+thread_local std::unordered_map<std::string, std::unique_ptr<ConvFwd>> fusedCache;
+thread_local std::unordered_map<std::string, std::unique_ptr<ConvBwdData>> bwdDataCache;
+thread_local std::unordered_map<std::string, std::unique_ptr<ConvBwdWeights>> bwdWeightsCache;
+thread_local std::unordered_map<std::string, std::unique_ptr<MatMul>> matmulCache;
 
 std::string geomKey(const ConvGeom& g) {
   return key({&g.x, &g.w, &g.y, &g.strides, &g.dil, &g.padL, &g.padR});
@@ -173,11 +191,57 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
       e->prim = dnnl::convolution_forward(pd);
       e->w.init(wMd(g.w), pd.weights_desc());
     }
-    auto out = Napi::Float32Array::New(info.Env(), prod(g.y));
+    auto out = newOutput(info.Env(), prod(g.y));
     memory wm = e->w.get(w);
     e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
                              {DNNL_ARG_WEIGHTS, wm},
                              {DNNL_ARG_DST, memory(actMd(g.y), eng(), out.Data())}});
+    strm().wait();
+    return out;
+  });
+}
+
+// conv2dFused(x, xShape, filter, filterShape, yShape, strides, pads, dilations, bias | null, relu) -> y
+// Inference convolution with an optional per-output-channel bias and an optional ReLU post-op
+// (tfjs FusedConv2D with activation 'linear' or 'relu').
+Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto g = geomOf(info, 1, 3, 4, 5, 6, 7);
+    float* x = dataOf(info[0], prod(g.x), "x");
+    float* w = dataOf(info[2], prod(g.w), "filter");
+    const bool hasBias = info.Length() > 8 && info[8].IsTypedArray();
+    float* b = hasBias ? dataOf(info[8], g.y[3], "bias") : nullptr;
+    const bool relu = info.Length() > 9 && info[9].ToBoolean().Value();
+    const std::vector<int64_t> flags = {hasBias, relu};
+    auto& e = fusedCache[geomKey(g) + key({&flags})];
+    if (!e) {
+      const memory::desc bMd({g.y[3]}, dt::f32, tag::x);
+      auto d = hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                         dnnl::algorithm::convolution_direct, actMd(g.x),
+                                                         wMd(g.w, tag::any), bMd, actMd(g.y), g.strides, g.dil,
+                                                         g.padL, g.padR)
+                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                         dnnl::algorithm::convolution_direct, actMd(g.x),
+                                                         wMd(g.w, tag::any), actMd(g.y), g.strides, g.dil, g.padL,
+                                                         g.padR);
+      dnnl::primitive_attr attr;
+      if (relu) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        attr.set_post_ops(ops);
+      }
+      auto pd = dnnl::convolution_forward::primitive_desc(d, attr, eng());
+      e = std::make_unique<ConvFwd>();
+      e->prim = dnnl::convolution_forward(pd);
+      e->w.init(wMd(g.w), pd.weights_desc());
+    }
+    auto out = newOutput(info.Env(), prod(g.y));
+    memory wm = e->w.get(w);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
+                                            {DNNL_ARG_WEIGHTS, wm},
+                                            {DNNL_ARG_DST, memory(actMd(g.y), eng(), out.Data())}};
+    if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.y[3]}, dt::f32, tag::x}, eng(), b)});
+    e->prim.execute(strm(), args);
     strm().wait();
     return out;
   });
@@ -200,7 +264,7 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
       e->prim = dnnl::convolution_backward_data(pd);
       e->w.init(wMd(g.w), pd.weights_desc());
     }
-    auto out = Napi::Float32Array::New(info.Env(), prod(g.x));
+    auto out = newOutput(info.Env(), prod(g.x));
     memory wm = e->w.get(w);
     e->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
                              {DNNL_ARG_WEIGHTS, wm},
@@ -237,7 +301,7 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
         e->out = dnnl::reorder(e->buf, memory(e->user, eng(), DNNL_MEMORY_NONE));
       }
     }
-    auto out = Napi::Float32Array::New(info.Env(), prod(g.w));
+    auto out = newOutput(info.Env(), prod(g.w));
     memory userW(e->user, eng(), out.Data());
     e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
                              {DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
@@ -271,7 +335,7 @@ Napi::Value MatMulFn(const Napi::CallbackInfo& info) {
       auto d = dnnl::matmul::desc(e->a, e->b, e->c);
       e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, eng()));
     }
-    auto out = Napi::Float32Array::New(info.Env(), bc * m * n);
+    auto out = newOutput(info.Env(), bc * m * n);
     e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(e->a, eng(), a)},
                              {DNNL_ARG_WEIGHTS, memory(e->b, eng(), b)},
                              {DNNL_ARG_DST, memory(e->c, eng(), out.Data())}});
@@ -282,6 +346,31 @@ Napi::Value MatMulFn(const Napi::CallbackInfo& info) {
 
 
 // ---- elementwise (the tfjs cpu backend's broadcasting binary ops take ~30 ms per 2M elements) ----
+
+// Below this many elements a parallel region costs more than it saves: with OMP_WAIT_POLICY=PASSIVE
+// (index.ts) each region wakes a sleeping thread (tens of microseconds), about what 2^15 elements take.
+constexpr int64_t kParallelMin = 1 << 17;
+// Reductions sum blocks of this many elements (a fixed size, so results do not depend on the thread count).
+constexpr int64_t kSumBlock = 1 << 14;
+
+bool goParallel(int64_t work) { return work >= kParallelMin && omp_get_max_threads() > 1 && !omp_in_parallel(); }
+
+// f(begin, end) over [0, n) split in one contiguous range per thread (multiples of 16 elements, 64 bytes);
+// serial when the work (default n) is small.
+template <typename F>
+void parallelRange(int64_t n, F f, int64_t work = -1) {
+  if (!goParallel(work < 0 ? n : work)) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = ((n + nt - 1) / nt + 15) / 16 * 16;
+    const int64_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+    if (b < e) f(b, e);
+  }
+}
 
 enum BinOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5, kSqDiff = 6 };
 
@@ -312,17 +401,25 @@ void inner(const float* a, int64_t sa, const float* b, int64_t sb, float* o, int
   }
 }
 
+// Output elements [begin, end) of the broadcast (row-major over dims; a and b strided by sa, sb).
 template <int OP>
-void binaryLoop(const float* a, const float* b, float* o, const std::vector<int64_t>& dims,
-                const std::vector<int64_t>& sa, const std::vector<int64_t>& sb) {
+void binaryRange(const float* a, const float* b, float* o, const std::vector<int64_t>& dims,
+                 const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, int64_t begin, int64_t end) {
   const size_t r = dims.size();
-  const int64_t n = dims[r - 1];
-  int64_t outer = 1;
-  for (size_t i = 0; i + 1 < r; i++) outer *= dims[i];
+  const int64_t n = dims[r - 1], la = sa[r - 1], lb = sb[r - 1];
   std::vector<int64_t> idx(r, 0);
-  int64_t offA = 0, offB = 0;
-  for (int64_t it = 0; it < outer; it++) {
-    inner<OP>(a + offA, sa[r - 1], b + offB, sb[r - 1], o + it * n, n);
+  int64_t offA = 0, offB = 0, rest = begin / n, col = begin % n;
+  for (int64_t d = static_cast<int64_t>(r) - 2; d >= 0; d--) {
+    idx[d] = rest % dims[d];
+    rest /= dims[d];
+    offA += idx[d] * sa[d];
+    offB += idx[d] * sb[d];
+  }
+  for (int64_t pos = begin; pos < end;) {
+    const int64_t len = std::min(n - col, end - pos);
+    inner<OP>(a + offA + col * la, la, b + offB + col * lb, lb, o + pos, len);
+    pos += len;
+    col = 0;
     for (int64_t d = static_cast<int64_t>(r) - 2; d >= 0; d--) {
       if (++idx[d] < dims[d]) {
         offA += sa[d];
@@ -334,6 +431,12 @@ void binaryLoop(const float* a, const float* b, float* o, const std::vector<int6
       idx[d] = 0;
     }
   }
+}
+
+template <int OP>
+void binaryLoop(const float* a, const float* b, float* o, const std::vector<int64_t>& dims,
+                const std::vector<int64_t>& sa, const std::vector<int64_t>& sb) {
+  parallelRange(prod(dims), [&](int64_t begin, int64_t end) { binaryRange<OP>(a, b, o, dims, sa, sb, begin, end); });
 }
 
 // binary(op, a, aShape, b, bShape, outShape) -> out; numpy broadcasting (shapes right-aligned).
@@ -349,7 +452,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const size_t r = os.size();
   float* a = dataOf(info[1], prod(as), "a");
   float* b = dataOf(info[3], prod(bs), "b");
-  auto out = Napi::Float32Array::New(info.Env(), prod(os));
+  auto out = newOutput(info.Env(), prod(os));
   if (prod(os) == 0) return out;
   // Broadcast strides, right-aligned.
   std::vector<int64_t> sa(r, 0), sb(r, 0);
@@ -395,30 +498,45 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   return out;
 }
 
-enum UnOp { kRelu = 0, kStep = 1, kSquare = 2, kRsqrt = 3, kNeg = 4, kSqrt = 5 };
+enum UnOp { kRelu = 0, kStep = 1, kSquare = 2, kRsqrt = 3, kNeg = 4, kSqrt = 5, kExp = 6 };
+
+template <typename F>
+void unaryLoop(const float* x, float* o, int64_t n, F f) {
+  parallelRange(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) o[i] = f(x[i]);
+  });
+}
 
 // unary(op, x, alpha) -> out
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   int op = info[0].As<Napi::Number>().Int32Value();
   auto x = info[1].As<Napi::Float32Array>();
   float alpha = info.Length() > 2 ? info[2].As<Napi::Number>().FloatValue() : 0.f;
-  const size_t n = x.ElementLength();
+  const int64_t n = static_cast<int64_t>(x.ElementLength());
   const float* xi = x.Data();
-  auto out = Napi::Float32Array::New(info.Env(), n);
+  auto out = newOutput(info.Env(), n);
   float* o = out.Data();
   switch (op) {
-    case kRelu: for (size_t i = 0; i < n; i++) o[i] = xi[i] < 0.f ? 0.f : xi[i]; break;  // NaN passes through
-    case kStep: for (size_t i = 0; i < n; i++) o[i] = xi[i] != xi[i] ? NAN : (xi[i] > 0.f ? 1.f : alpha); break;
-    case kSquare: for (size_t i = 0; i < n; i++) o[i] = xi[i] * xi[i]; break;
-    case kRsqrt: for (size_t i = 0; i < n; i++) o[i] = 1.f / std::sqrt(xi[i]); break;
-    case kNeg: for (size_t i = 0; i < n; i++) o[i] = -xi[i]; break;
-    case kSqrt: for (size_t i = 0; i < n; i++) o[i] = std::sqrt(xi[i]); break;
+    case kRelu: unaryLoop(xi, o, n, [](float v) { return v < 0.f ? 0.f : v; }); break;  // NaN passes through
+    case kStep: unaryLoop(xi, o, n, [alpha](float v) { return v != v ? NAN : (v > 0.f ? 1.f : alpha); }); break;
+    case kSquare: unaryLoop(xi, o, n, [](float v) { return v * v; }); break;
+    // In double, rounded once, as the cpu backend's 1 / Math.sqrt(x) (float sqrt then divide is off by an ulp).
+    case kRsqrt: unaryLoop(xi, o, n, [](float v) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(v))); }); break;
+    case kNeg: unaryLoop(xi, o, n, [](float v) { return -v; }); break;
+    case kSqrt: unaryLoop(xi, o, n, [](float v) { return std::sqrt(v); }); break;
+    // In double, rounded once, as the cpu backend's Math.exp.
+    case kExp: unaryLoop(xi, o, n, [](float v) { return static_cast<float>(std::exp(static_cast<double>(v))); }); break;
     default: throw Napi::RangeError::New(info.Env(), "unary: unknown op");
   }
   return out;
 }
 
 // reduce(x, shape, axes, mean) -> out (reduced axes removed); sums in double per output element.
+// The two layouts training uses are parallel: [outer reduced, inner kept] (batch-norm statistics over
+// N,H,W of NHWC) and [outer kept, inner reduced] (row sums, full sums). Each sums fixed-size blocks
+// (kSumBlock elements) into double partials, one block per task, then adds the partials in block order,
+// so a result depends on the shape only, never on the thread count; tensors of one block sum serially.
+// Other layouts run the serial strided loop.
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   auto shapeArr = info[1].As<Napi::Array>();
   auto axesArr = info[2].As<Napi::Array>();
@@ -453,9 +571,52 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
     }
   }
   std::vector<double> acc(outSize, 0.0);
-  auto out = Napi::Float32Array::New(info.Env(), outSize);
-  if (!d2.empty()) {
-    const size_t q = d2.size();
+  auto out = newOutput(info.Env(), outSize);
+  const size_t q = d2.size();
+  if (q > 0 && prod(d2) == 0) {
+    // empty input: zeros (mean: NaN, as 0 / 0)
+  } else if ((q == 1 && s2[0] == 0) || (q == 2 && s2[0] == 1 && s2[1] == 0)) {
+    // [rows kept, n reduced]: out[i] = sum(x[i*n : (i+1)*n]).
+    const int64_t rows = q == 1 ? 1 : d2[0], n = d2[q - 1];
+    const int64_t nb = (n + kSumBlock - 1) / kSumBlock;
+    std::vector<double> part(rows * nb);
+#pragma omp parallel for schedule(static) if (goParallel(rows * n))
+    for (int64_t t = 0; t < rows * nb; t++) {
+      const int64_t row = t / nb, b0 = (t % nb) * kSumBlock, b1 = std::min(n, b0 + kSumBlock);
+      const float* px = x + row * n;
+      double s = 0;
+      for (int64_t i = b0; i < b1; i++) s += px[i];
+      part[t] = s;
+    }
+    for (int64_t row = 0; row < rows; row++)
+      for (int64_t b = 0; b < nb; b++) acc[row] += part[row * nb + b];
+  } else if (q == 2 && s2[0] == 0 && s2[1] == 1) {
+    // [m reduced, c kept]: out[j] = sum_i x[i*c + j].
+    const int64_t m = d2[0], c = d2[1];
+    const int64_t rowsPerBlock = std::max<int64_t>(1, kSumBlock / c), nb = (m + rowsPerBlock - 1) / rowsPerBlock;
+    if (nb == 1) {
+      // One block: split the kept columns instead (each column still summed in row order).
+      parallelRange(c, [&](int64_t j0, int64_t j1) {
+        for (int64_t i = 0; i < m; i++) {
+          const float* px = x + i * c;
+          for (int64_t j = j0; j < j1; j++) acc[j] += px[j];
+        }
+      }, m * c);
+    } else {
+      std::vector<double> part(nb * c, 0.0);
+#pragma omp parallel for schedule(static) if (goParallel(m * c))
+      for (int64_t b = 0; b < nb; b++) {
+        double* pa = part.data() + b * c;
+        const int64_t i1 = std::min(m, (b + 1) * rowsPerBlock);
+        for (int64_t i = b * rowsPerBlock; i < i1; i++) {
+          const float* px = x + i * c;
+          for (int64_t j = 0; j < c; j++) pa[j] += px[j];
+        }
+      }
+      for (int64_t b = 0; b < nb; b++)
+        for (int64_t j = 0; j < c; j++) acc[j] += part[b * c + j];
+    }
+  } else if (q > 0) {
     const int64_t n = d2[q - 1], sn = s2[q - 1];
     int64_t outer = prod(d2) / n;
     std::vector<int64_t> idx(q, 0);
@@ -487,24 +648,34 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setNumThreads(n): OpenMP threads for this calling thread's kernels (oneDNN's and ours).
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  const int n = info[0].As<Napi::Number>().Int32Value();
+  if (n >= 1) omp_set_num_threads(n);
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   auto v = dnnl::version();
   auto o = Napi::Object::New(info.Env());
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "tbb" : "other");
-  o.Set("cachedPrimitives", static_cast<double>(fwdCache.size() + bwdDataCache.size() + bwdWeightsCache.size() +
-                                                matmulCache.size()));
+  o.Set("cachedPrimitives", static_cast<double>(fwdCache.size() + fusedCache.size() + bwdDataCache.size() +
+                                                bwdWeightsCache.size() + matmulCache.size()));
+  o.Set("threads", omp_get_max_threads());
   return o;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
+  exports.Set("conv2dFused", Napi::Function::New(env, Conv2dFused));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
   exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights));
   exports.Set("matmul", Napi::Function::New(env, MatMulFn));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;
 }

@@ -1,6 +1,7 @@
 // Backend 'native': the tfjs cpu backend (pure JS) with its convolutions and matrix products replaced by
 // oneDNN (libdnnl) primitives from an optional Node-API addon. Everything else is the cpu backend's code.
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -13,6 +14,11 @@ export interface NativeAddon {
   conv2dForward(
     x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
     strides: number[], pads: number[], dilations: number[],
+  ): Float32Array;
+  /** Inference conv2d + optional per-output-channel bias (length outChannels) + optional ReLU. */
+  conv2dFused(
+    x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
+    strides: number[], pads: number[], dilations: number[], bias: Float32Array | null, relu: boolean,
   ): Float32Array;
   conv2dBackwardData(
     dy: Float32Array, yShape: number[], filter: Float32Array, filterShape: number[], xShape: number[],
@@ -28,11 +34,25 @@ export interface NativeAddon {
   ): Float32Array;
   /** op: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 squared difference; numpy broadcasting. */
   binary(op: number, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], outShape: number[]): Float32Array;
-  /** op: 0 relu, 1 step (alpha), 2 square, 3 rsqrt, 4 neg, 5 sqrt. */
+  /** op: 0 relu, 1 step (alpha), 2 square, 3 rsqrt, 4 neg, 5 sqrt, 6 exp. */
   unary(op: number, x: Float32Array, alpha?: number): Float32Array;
   /** Sum (mean when `mean`) over `axes`; the reduced axes are dropped from the result. */
   reduce(x: Float32Array, shape: number[], axes: number[], mean: boolean): Float32Array;
-  info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number };
+  /** OpenMP threads for kernels called from this (JS) thread; returns the count now in effect. */
+  setNumThreads(n: number): number;
+  info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number };
+}
+
+/**
+ * OpenMP threads for oneDNN and the addon's loops: MOCO_NATIVE_THREADS, else OMP_NUM_THREADS, else every
+ * core (`os.availableParallelism()`), as PyTorch does.
+ */
+export function nativeThreads(env: NodeJS.ProcessEnv = process.env): number {
+  for (const v of [env.MOCO_NATIVE_THREADS, env.OMP_NUM_THREADS]) {
+    const n = Number.parseInt(v ?? '', 10);
+    if (n >= 1) return n;
+  }
+  return os.availableParallelism();
 }
 
 const ADDON_PATH = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), 'build', 'Release', 'moco_native.node');
@@ -42,21 +62,35 @@ let loaded: { addon?: NativeAddon; error?: string } | undefined;
 /** The addon, or undefined with the reason in `nativeUnavailableReason()` (not built, libdnnl missing). */
 export function loadAddon(): NativeAddon | undefined {
   if (!loaded) {
-    // libgomp reads this when the addon loads it. Two OpenMP threads on a shared 2-core machine spin
-    // against each other (matmul 20x slower measured); MOCO_NATIVE_THREADS overrides.
-    process.env.OMP_NUM_THREADS ??= process.env.MOCO_NATIVE_THREADS ?? '1';
+    // Threads: see nativeThreads(). libgomp reads OMP_NUM_THREADS once, when the addon loads it, and only
+    // from the real process environment (a worker_thread's process.env is a copy), so the count is also
+    // set explicitly, per calling thread, with setNumThreads.
+    const threads = nativeThreads();
+    process.env.OMP_NUM_THREADS ??= String(threads);
+    // Idle OpenMP threads sleep at once instead of spinning (libgomp's default spins a while after each
+    // parallel region). Between kernels this process runs single-threaded JS and V8's GC threads, which a
+    // spinning thread would take a core from: on a 2-core machine (spike.ts, 8 steps each) a width-16 step
+    // took 970-1,140 ms spinning against 830-990 ms passive, width 64 about 7.0 s against 5.9 s. An
+    // explicit setting wins.
+    process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
     try {
-      loaded = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
+      const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+      addon.setNumThreads(threads);
+      loaded = { addon };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       loaded = {
-        error: `cannot load ${ADDON_PATH} (${message.split('\n')[0]}); build it with 'apt-get install libdnnl-dev && npm run build -w @moco/native-kernels'`,
+        error: `cannot load ${ADDON_PATH} (${message.split('\n')[0]})`,
       };
     }
   }
   return loaded.addon;
 }
 
+/** How to get the addon built, for messages. */
+export const NATIVE_BUILD_HINT = 'apt-get install libdnnl-dev g++ make && npm rebuild @moco/native-kernels';
+
+/** Why the addon cannot load (without the build hint), or undefined when it loads. */
 export function nativeUnavailableReason(): string | undefined {
   loadAddon();
   return loaded?.error;
@@ -120,6 +154,33 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     const y = addon.conv2dForward(
       f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
       [info.strideHeight, info.strideWidth], pads(info.padInfo), [info.dilationHeight, info.dilationWidth],
+    );
+    return backend.makeTensorInfo(info.outShape, 'float32', y);
+  };
+  // tf.fused.conv2d: bias (per output channel) and activation 'linear' / 'relu' run as one oneDNN
+  // inference convolution; other activations, PReLU weights, broadcast biases and NCHW use the cpu kernel.
+  const fusedConv2d: tf.KernelFunc = (args) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as { x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info };
+    const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = args.attrs as unknown as tf.FusedConv2DAttrs;
+    const backend = args.backend as MathBackendCPU;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      strides, dilations, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat),
+    );
+    const act = activation ?? 'linear';
+    const perChannelBias = (b: Info): boolean =>
+      b.dtype === 'float32' && b.shape.length >= 1 && b.shape.length <= 4 &&
+      b.shape.every((d, i) => (i === b.shape.length - 1 ? d === info.outChannels : d === 1));
+    if (
+      info.dataFormat !== 'channelsLast' || x.dtype !== 'float32' || filter.dtype !== 'float32' ||
+      preluActivationWeights != null || (act !== 'linear' && act !== 'relu') || (bias != null && !perChannelBias(bias))
+    ) {
+      return cpuKernel(tf.FusedConv2D)(args);
+    }
+    const y = addon.conv2dFused(
+      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [info.dilationHeight, info.dilationWidth],
+      bias != null ? f32(backend, bias) : null, act === 'relu',
     );
     return backend.makeTensorInfo(info.outShape, 'float32', y);
   };
@@ -232,6 +293,32 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
       return out;
     });
   };
+  // Gather (shuffle BN's permutations): one TypedArray.set per gathered slice instead of the cpu
+  // kernel's per-element index arithmetic. batchDims > 0 and out-of-range indices (the cpu kernel
+  // throws its error) go to the cpu kernel.
+  const gatherV2: tf.KernelFunc = (args) => {
+    const { x, indices } = args.inputs as { x: Info; indices: Info };
+    const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
+    if ((batchDims ?? 0) !== 0 || x.dtype === 'string' || x.dtype === 'complex64') return cpuKernel(tf.GatherV2)(args);
+    const backend = args.backend as MathBackendCPU;
+    const a = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const idx = backend.data.get(indices.dataId).values as tf.backend_util.TypedArray;
+    const dim = x.shape[a]!;
+    for (let i = 0; i < idx.length; i++) if (!(idx[i]! >= 0 && idx[i]! < dim)) return cpuKernel(tf.GatherV2)(args);
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, a));
+    const inner = tf.util.sizeFromShape(x.shape.slice(a + 1));
+    const values = backend.data.get(x.dataId).values as Float32Array;
+    const out = new (values.constructor as Float32ArrayConstructor)(outer * idx.length * inner);
+    for (let o = 0, dst = 0; o < outer; o++) {
+      for (let j = 0; j < idx.length; j++, dst += inner) {
+        const src = (o * dim + idx[j]!) * inner;
+        if (inner < 16) for (let k = 0; k < inner; k++) out[dst + k] = values[src + k]!;
+        else out.set(values.subarray(src, src + inner), dst);
+      }
+    }
+    const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
+    return backend.makeTensorInfo(outShape, x.dtype, out);
+  };
   return [
     reduce(tf.Sum, false),
     reduce(tf.Mean, true),
@@ -250,7 +337,10 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     unary(tf.Rsqrt, 3),
     unary(tf.Neg, 4),
     unary(tf.Sqrt, 5),
+    unary(tf.Exp, 6),
+    [tf.GatherV2, gatherV2],
     [tf.Conv2D, conv2d],
+    [tf.FusedConv2D, fusedConv2d],
     [tf.Conv2DBackpropInput, conv2dBackpropInput],
     [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
     [tf.BatchMatMul, batchMatMul],
@@ -265,9 +355,11 @@ let registered = false;
  */
 export function registerNativeBackend(): { detail: string } {
   const addon = loadAddon();
-  if (!addon) throw new Error(nativeUnavailableReason());
-  const { onednn, cpuRuntime } = addon.info();
-  const detail = `native (tfjs cpu + oneDNN ${onednn} ${cpuRuntime} conv/matmul)`;
+  if (!addon) throw new Error(`${nativeUnavailableReason()}; build it with '${NATIVE_BUILD_HINT}'`);
+  // This JS thread may not be the one that loaded the addon (worker_threads): set its OpenMP threads too.
+  addon.setNumThreads(nativeThreads());
+  const { onednn, cpuRuntime, threads } = addon.info();
+  const detail = `native (tfjs cpu + oneDNN ${onednn} ${cpuRuntime} conv/matmul, ${threads} thread${threads === 1 ? '' : 's'})`;
   if (registered) return { detail };
   const cpuFactory = tf.findBackendFactory('cpu');
   if (!cpuFactory) throw new Error(`the tfjs cpu backend is not registered`);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/backend/select-backend.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
-import { NATIVE_BACKEND, nativeUnavailableReason, registerNativeBackend } from './index.js';
+import { loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';
 
 const reason = nativeUnavailableReason();
 if (reason) console.warn(`skipping native kernel tests: ${reason}`);
@@ -48,6 +48,48 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     for (const e of errors) expect(e).toBeLessThan(1e-5);
   });
 
+  // The encoder's convolutions: layers.conv2d passes a number (3x3 pad 1) or 'valid' (1x1, pad 0).
+  it.each([
+    { x: [4, 32, 32, 3], f: [3, 3, 3, 16], s: 1, pad: 1 as const },
+    { x: [4, 16, 16, 16], f: [3, 3, 16, 32], s: 2, pad: 1 as const },
+    { x: [4, 16, 16, 16], f: [1, 1, 16, 32], s: 2, pad: 'valid' as const },
+    { x: [3, 9, 7, 5], f: [3, 3, 5, 6], s: 1, pad: 'same' as const },
+    { x: [3, 9, 7, 8], f: [3, 3, 8, 8], s: 2, pad: 'same' as const },
+  ] as Array<{ x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid' | number }>)(
+    'fused conv2d (bias, relu/linear) %o',
+    async ({ x, f, s, pad }) => {
+      const xs = seeded(tf.util.sizeFromShape(x), 11);
+      const fs = seeded(tf.util.sizeFromShape(f), 12);
+      const bs = seeded(f[3], 13);
+      const errors = await compare(`fused conv x${x} f${f} s${s} pad ${pad}`, () => {
+        const xt = tf.tensor4d(xs, x);
+        const ft = tf.tensor4d(fs, f);
+        const b = tf.tensor1d(bs);
+        const conv = (bias: tf.Tensor | undefined, activation: 'relu' | 'linear') => tf.fused.conv2d({ x: xt, filter: ft, strides: s, pad, bias, activation });
+        return [
+          conv(b, 'relu'), conv(b, 'linear'), conv(undefined, 'relu'), conv(undefined, 'linear'),
+          tf.fused.conv2d({ x: xt, filter: ft, strides: s, pad, bias: b.reshape([1, 1, 1, f[3]]), activation: 'relu' }),
+          tf.fused.conv2d({ x: xt, filter: ft, strides: s, pad, bias: tf.scalar(0.5), activation: 'relu' }), // broadcast bias: cpu fallback
+          tf.fused.conv2d({ x: xt, filter: ft, strides: s, pad, bias: b, activation: 'elu' }), // unsupported: cpu fallback
+        ];
+      });
+      for (const e of errors) expect(e).toBeLessThan(1e-5);
+    },
+  );
+
+  it('fused conv2d matches the unfused ops, with ReLU zeroing what it should', async () => {
+    const cached = loadAddon()!.info().cachedPrimitives;
+    const got = await readOn(NATIVE_BACKEND as BackendName, () => {
+      const x = tf.tensor4d(seeded(2 * 8 * 8 * 4, 14), [2, 8, 8, 4]);
+      const w = tf.tensor4d(seeded(3 * 3 * 4 * 8, 15), [3, 3, 4, 8]);
+      const b = tf.tensor1d(seeded(8, 16));
+      return [tf.fused.conv2d({ x, filter: w, strides: 1, pad: 1, bias: b, activation: 'relu' }), tf.conv2d(x, w, 1, 1).add(b).relu()];
+    });
+    expect(maxRelativeError(got[0]!.values, got[1]!.values)).toBeLessThan(1e-6);
+    expect(Array.from(got[0]!.values).some((v) => v === 0)).toBe(true);
+    expect(loadAddon()!.info().cachedPrimitives).toBeGreaterThan(cached); // ran natively, not the cpu fallback
+  });
+
   it.each([
     { a: [64, 128], b: [128, 32], ta: false, tb: false },
     { a: [128, 64], b: [128, 32], ta: true, tb: false },
@@ -70,6 +112,11 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     [[1], [7, 2]],
     [[3, 1, 5], [1, 4, 1]],
     [[2, 3], []],
+    // Large enough for the OpenMP path (>= 131072 output elements).
+    [[32, 16, 16, 16], [16]],
+    [[32, 16, 16, 16], [32, 1, 1, 16]],
+    [[1], [140000]],
+    [[3, 1, 16000], [3, 3, 1]],
   ])('binary ops %o %o', async (aShape, bShape) => {
     const errors = await compare(`binary ${aShape} ${bShape}`, () => {
       const a = tf.tensor(seeded(tf.util.sizeFromShape(aShape), 6), aShape);
@@ -82,7 +129,7 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
   it('unary ops', async () => {
     const errors = await compare('unary', () => {
       const x = tf.tensor(seeded(1000, 8), [10, 100]);
-      return [x.relu(), x.step(0.3), x.square(), x.abs().add(0.1).rsqrt(), x.neg(), x.abs().sqrt()];
+      return [x.relu(), x.step(0.3), x.square(), x.abs().add(0.1).rsqrt(), x.neg(), x.abs().sqrt(), x.mul(10).exp()];
     });
     for (const e of errors) expect(e).toBeLessThan(1e-6);
   });
@@ -97,5 +144,49 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
       ];
     });
     for (const e of errors) expect(e).toBeLessThan(1e-6);
+  });
+
+  it('gather', async () => {
+    const errors = await compare('gather', () => {
+      const x = tf.tensor(seeded(6 * 4 * 3 * 20, 21), [6, 4, 3, 20]);
+      const perm = tf.tensor1d([5, 0, 3, 3, 1], 'int32');
+      return [
+        tf.gather(x, perm), tf.gather(x, tf.tensor1d([2, 0, 1], 'int32'), 1), tf.gather(x, tf.tensor2d([[1, 0], [2, 2]], [2, 2], 'int32'), 2),
+        tf.gather(x, tf.tensor1d([19, 0, 7], 'int32'), 3), tf.gather(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([2, 2, 0], 'int32')).cast('float32'),
+      ];
+    });
+    for (const e of errors) expect(e).toBe(0);
+    await expect(readOn(NATIVE_BACKEND as BackendName, () => [tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32'))])).rejects.toThrow(/index value 3/);
+  });
+
+  it('large reductions and unary ops (the OpenMP paths)', async () => {
+    const errors = await compare('large reduce/unary', () => {
+      const x = tf.tensor(seeded(64 * 16 * 16 * 16, 10), [64, 16, 16, 16]);
+      return [
+        x.mean([0, 1, 2]), x.sum([0, 1, 2], true), x.sum(), x.mean(3), x.sum([1, 2, 3]), x.sum([2, 3]), x.sum([0, 2]),
+        x.relu(), x.square(), x.abs().add(0.1).rsqrt(), x.step(0.5), x.exp(),
+        tf.tensor(seeded(140000 * 2, 17), [2, 140000]).sum(0), tf.tensor(seeded(3 * 140000, 18), [140000, 3]).mean(0),
+        tf.tensor(seeded(2 * 140000, 22), [2, 140000]).sum(1), tf.tensor(seeded(140000, 23), [140000]).sum(),
+      ];
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-6);
+  });
+
+  it('gives the same bits with 1 thread and with 2', async () => {
+    const addon = loadAddon()!;
+    const run = async (threads: number) => {
+      addon.setNumThreads(threads);
+      try {
+        return await readOn(NATIVE_BACKEND as BackendName, () => {
+          const x = tf.tensor(seeded(64 * 16 * 16 * 32, 19), [64, 16, 16, 32]);
+          const g = tf.tensor(seeded(32, 20), [32]);
+          return [x.mean([0, 1, 2]), x.sub(x.mean([0, 1, 2])).square().mean([0, 1, 2]), x.mul(g).add(g).relu(), x.sum(), x.sum(3)];
+        });
+      } finally {
+        addon.setNumThreads(nativeThreads());
+      }
+    };
+    const [one, two] = [await run(1), await run(2)];
+    two.forEach((t, i) => expect(Array.from(t.values)).toEqual(Array.from(one[i]!.values)));
   });
 });

@@ -14,6 +14,14 @@ function installed(specifier: string): boolean {
 
 // On GPU pods tfjs-node is installed and wins 'auto'; on this machine it cannot be installed.
 const tfjsNodeInstalled = installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node');
+// The optional oneDNN addon (@moco/native-kernels): wins 'auto' after tfjs-node where it is built.
+const nativeReason: string | undefined = await import(/* @vite-ignore */ '@moco/native-kernels').then(
+  (m: { nativeUnavailableReason(): string | undefined }) => m.nativeUnavailableReason(),
+  (error: unknown) => String(error),
+);
+const nativeBuilt = nativeReason === undefined;
+/** What 'auto' picks on this machine. */
+const autoChoice = tfjsNodeInstalled ? 'tensorflow' : nativeBuilt ? 'native' : 'wasm';
 
 function collect(): { lines: string[]; log: (line: string) => void } {
   const lines: string[] = [];
@@ -25,13 +33,25 @@ afterEach(() => {
 });
 
 describe('initBackend', () => {
-  it.skipIf(tfjsNodeInstalled)("'auto' picks wasm with the gradient kernels when tfjs-node is not installed, and logs one line", async () => {
+  it.runIf(!tfjsNodeInstalled && nativeBuilt)("'auto' picks native where the addon is built and tfjs-node is not installed, and logs one line", async () => {
     const { lines, log } = collect();
     const choice = await initBackend({ log });
-    expect(choice).toEqual({ name: 'wasm', detail: expect.stringMatching(/^wasm \((no )?SIMD, \d+ threads?\)$/), warnings: [] });
+    expect(choice).toEqual({ name: 'native', detail: expect.stringMatching(/oneDNN .*\d+ threads?\)$/), warnings: [] });
+    expect(tf.getBackend()).toBe('native');
+    expect(lines).toEqual([`tfjs backend 'native': ${choice.detail}`]);
+  });
+
+  it.runIf(!tfjsNodeInstalled && !nativeBuilt)("'auto' picks wasm with the gradient kernels, with one warning that the native addon is not built", async () => {
+    const { lines, log } = collect();
+    const choice = await initBackend({ log });
+    expect(choice).toEqual({
+      name: 'wasm',
+      detail: expect.stringMatching(/^wasm \((no )?SIMD, \d+ threads?\)$/),
+      warnings: [expect.stringMatching(/^native oneDNN kernels not built \(.+\): using wasm, training is about 2x slower; .*libdnnl-dev/)],
+    });
     expect(tf.getBackend()).toBe('wasm');
     expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')).toBeDefined();
-    expect(lines).toEqual([`tfjs backend 'wasm': ${choice.detail}`]);
+    expect(lines).toEqual([`warning: ${choice.warnings[0]}`, `tfjs backend 'wasm': ${choice.detail}`]);
   });
 
   it.runIf(tfjsNodeInstalled)("'auto' picks tfjs-node where it is installed", async () => {
@@ -40,20 +60,50 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('tensorflow');
   });
 
-  it.skipIf(tfjsNodeInstalled)("an unsatisfiable prefer 'tensorflow' falls back to wasm with a warning", async () => {
+  it.skipIf(tfjsNodeInstalled)("'auto' without the native addon: one warning saying why and how to build it, then wasm", async () => {
+    vi.resetModules();
+    vi.doMock('@moco/native-kernels', () => ({
+      NATIVE_BACKEND: 'native',
+      NATIVE_BUILD_HINT: 'apt-get install libdnnl-dev g++ make && npm rebuild @moco/native-kernels',
+      nativeUnavailableReason: () => 'cannot load moco_native.node (libdnnl.so.2: cannot open shared object file)',
+      registerNativeBackend: () => {
+        throw new Error('not built');
+      },
+    }));
+    try {
+      const fresh = await import('./select-backend.js');
+      const { lines, log } = collect();
+      const choice = await fresh.initBackend({ log });
+      expect(choice.name).toBe('wasm');
+      expect(choice.warnings).toEqual([
+        "native oneDNN kernels not built (cannot load moco_native.node (libdnnl.so.2: cannot open shared object file)): using wasm, training is about 2x slower; apt-get install libdnnl-dev g++ make && npm rebuild @moco/native-kernels",
+      ]);
+      expect(lines).toEqual([`warning: ${choice.warnings[0]}`, `tfjs backend 'wasm': ${choice.detail}`]);
+      // Asked for by name, it is the usual fallback warning.
+      const named = await fresh.initBackend({ prefer: 'native', log: () => {} });
+      expect(named.name).toBe('wasm');
+      expect(named.warnings).toEqual([expect.stringMatching(/^backend 'native' unavailable \(cannot load .*; build it with 'apt-get install libdnnl-dev.*'\), falling back$/)]);
+    } finally {
+      vi.doUnmock('@moco/native-kernels');
+      vi.resetModules();
+    }
+  });
+
+  it.skipIf(tfjsNodeInstalled)("an unsatisfiable prefer 'tensorflow' falls back (to native where built, else wasm) with a warning", async () => {
     const { lines, log } = collect();
     const choice = await initBackend({ prefer: 'tensorflow', log });
-    expect(choice.name).toBe('wasm');
-    expect(choice.warnings).toHaveLength(1);
+    expect(choice.name).toBe(nativeBuilt ? 'native' : 'wasm');
     expect(choice.warnings[0]).toMatch(/'tensorflow' unavailable.*@tensorflow\/tfjs-node.*falling back/);
-    expect(lines).toEqual([`warning: ${choice.warnings[0]}`, `tfjs backend 'wasm': ${choice.detail}`]);
-    expect(tf.getBackend()).toBe('wasm');
+    if (!nativeBuilt) expect(choice.warnings[1]).toMatch(/'native' unavailable .*falling back/);
+    expect(choice.warnings).toHaveLength(nativeBuilt ? 1 : 2);
+    expect(lines).toEqual([...choice.warnings.map((w) => `warning: ${w}`), `tfjs backend '${choice.name}': ${choice.detail}`]);
+    expect(tf.getBackend()).toBe(choice.name);
   });
 
   it('an unknown name (untyped input) warns and chooses automatically', async () => {
     const choice = await initBackend({ prefer: 'wsam' as 'wasm', log: () => {} });
-    expect(choice.name).toBe(tfjsNodeInstalled ? 'tensorflow' : 'wasm');
-    expect(choice.warnings).toEqual([expect.stringContaining("unknown backend 'wsam'")]);
+    expect(choice.name).toBe(autoChoice);
+    expect(choice.warnings[0]).toContain("unknown backend 'wsam'");
   });
 
   it("prefer 'cpu' gives cpu, without warnings", async () => {

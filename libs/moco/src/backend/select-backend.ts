@@ -17,9 +17,9 @@ export interface BackendChoice {
 
 export interface InitBackendOptions {
   /**
-   * 'auto' (default): tfjs-node(-gpu) where installed, else wasm, else cpu. 'native' (the tfjs cpu
-   * backend with oneDNN kernels from the optional @moco/native-kernels addon) is opt-in for now and
-   * falls back to wasm when the addon is not built.
+   * 'auto' (default): tfjs-node(-gpu) where installed, else 'native' (the tfjs cpu backend with oneDNN
+   * kernels from the optional @moco/native-kernels addon) where the addon is built, else wasm, else cpu.
+   * Under 'auto' a missing native addon is logged as one warning (with how to build it).
    */
   prefer?: BackendName | 'auto';
   log?: (line: string) => void;
@@ -27,12 +27,20 @@ export interface InitBackendOptions {
 
 /** Fastest first; a backend that cannot start falls back to the next one. */
 const CHAIN: readonly BackendName[] = ['tensorflow', 'native', 'wasm', 'cpu'];
-/** Not yet in 'auto': the addon is optional and PyTorch parity on it is still to be signed off. */
-const OPT_IN: readonly BackendName[] = ['native'];
 
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 class NotInstalled extends Error {}
+
+/** The native addon is not built or cannot load; `reason` says why, `hint` how to build it. */
+class NativeUnavailable extends Error {
+  constructor(
+    readonly reason: string,
+    readonly hint: string,
+  ) {
+    super(`${reason}; build it with '${hint}'`);
+  }
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -75,8 +83,12 @@ const NATIVE_PACKAGE = '@moco/native-kernels';
 /** What we use of @moco/native-kernels (typed here, so this library does not depend on it). */
 interface NativeKernels {
   NATIVE_BACKEND: string;
+  NATIVE_BUILD_HINT?: string;
+  nativeUnavailableReason?(): string | undefined;
   registerNativeBackend(): { detail: string };
 }
+
+const NATIVE_BUILD_HINT = 'apt-get install libdnnl-dev g++ make && npm rebuild @moco/native-kernels';
 
 async function startNative(): Promise<string> {
   let native: NativeKernels;
@@ -84,10 +96,12 @@ async function startNative(): Promise<string> {
     // A computed specifier: the workspace is optional (it needs libdnnl and a C++ toolchain to build).
     native = (await import(/* @vite-ignore */ NATIVE_PACKAGE)) as NativeKernels;
   } catch (error) {
-    if (isPackageMissing(error, NATIVE_PACKAGE)) throw new NotInstalled(`${NATIVE_PACKAGE} is not installed`);
+    if (isPackageMissing(error, NATIVE_PACKAGE)) throw new NativeUnavailable(`${NATIVE_PACKAGE} is not installed`, `npm install && ${NATIVE_BUILD_HINT}`);
     throw error;
   }
-  // Throws with the reason (and how to build it) when the addon is missing or cannot load.
+  const reason = native.nativeUnavailableReason?.();
+  if (reason) throw new NativeUnavailable(reason, native.NATIVE_BUILD_HINT ?? NATIVE_BUILD_HINT);
+  // Throws with the reason (and how to build it) when the addon cannot load.
   const { detail } = native.registerNativeBackend();
   await setBackendOrThrow(native.NATIVE_BACKEND);
   return detail;
@@ -126,8 +140,7 @@ async function start(name: BackendName): Promise<string> {
 
 /**
  * Picks and activates the tfjs backend. An unsatisfiable preference falls back down
- * tensorflow -> native -> wasm -> cpu with a warning instead of failing (native only when preferred).
- * Safe to call more than once.
+ * tensorflow -> native -> wasm -> cpu with a warning instead of failing. Safe to call more than once.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
   const log = opts.log ?? ((line: string) => console.error(line));
@@ -138,21 +151,29 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     warnings.push(`unknown backend '${String(prefer)}' (expected auto, ${CHAIN.join(', ')}), choosing automatically`);
     prefer = 'auto';
   }
-  // Opt-in backends are tried only when asked for by name, never as another preference's fallback.
-  const chain = CHAIN.slice(prefer === 'auto' ? 0 : CHAIN.indexOf(prefer)).filter((name) => name === prefer || !OPT_IN.includes(name));
+  const chain = CHAIN.slice(prefer === 'auto' ? 0 : CHAIN.indexOf(prefer));
+  // Under 'auto' the native addon not being built is worth saying, once it is known what runs instead.
+  let nativeMissing: NativeUnavailable | undefined;
   for (const name of chain) {
     try {
       const detail = await start(name);
+      if (nativeMissing) {
+        const slower = name === 'wasm' ? ', training is about 2x slower' : name === 'cpu' ? ', training is much slower' : '';
+        warnings.push(`native oneDNN kernels not built (${nativeMissing.reason}): using ${name}${slower}; ${nativeMissing.hint}`);
+      }
       for (const warning of warnings) log(`warning: ${warning}`);
       log(`tfjs backend '${name}': ${detail}`);
       return { name, detail, warnings };
     } catch (error) {
-      // Under 'auto' a missing tfjs-node is the normal case on machines without it, not worth a warning.
-      if (!(prefer === 'auto' && error instanceof NotInstalled)) {
+      if (prefer === 'auto' && error instanceof NativeUnavailable) {
+        nativeMissing = error;
+      } else if (!(prefer === 'auto' && error instanceof NotInstalled)) {
+        // Under 'auto' a missing tfjs-node is the normal case on machines without it, not worth a warning.
         warnings.push(`backend '${name}' unavailable (${messageOf(error)}), falling back`);
       }
     }
   }
+  if (nativeMissing) warnings.push(`backend 'native' unavailable (${messageOf(nativeMissing)})`);
   throw new Error(`no tfjs backend could start: ${warnings.join('; ')}`);
 }
 
