@@ -41,16 +41,19 @@ interface Pending {
 }
 
 const RECENT_BATCHES = 1000;
+const PASSES_IN_FLIGHT = 2;
 
 /**
- * Merges concurrent requests into forward passes of up to `maxBatch` images. One pass runs at a time
- * (one model thread); while it runs, requests queue up and go together in the next. An idle batcher
- * waits at most `maxDelayMs` after a request arrives for others to join it.
+ * Merges concurrent requests into forward passes of up to `maxBatch` images. Up to PASSES_IN_FLIGHT
+ * passes are with the model thread at once: one computing, the next waiting there, so the model never
+ * waits for the main thread between passes; beyond, requests queue up here and go together. An idle
+ * batcher waits at most `maxDelayMs` after a request arrives for others to join it.
  */
 export class MicroBatcher {
   readonly stats: BatchStats = { forwardPasses: 0, imagesEmbedded: 0, recentBatchSizes: [], dropped: 0, forwardMs: 0 };
   private readonly queue: Pending[] = [];
-  private running = false;
+  /** Passes with the model thread. */
+  private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing = false;
 
@@ -74,14 +77,14 @@ export class MicroBatcher {
   }
 
   private pump(): void {
-    if (this.running || this.queue.length === 0) return;
+    if (this.running >= PASSES_IN_FLIGHT || this.queue.length === 0) return;
     const first = this.queue[0]!;
     const queued = this.queue.reduce((n, p) => (p.job.key === first.job.key ? n + p.count : n), 0);
     const waited = performance.now() - first.enqueued;
     if (this.flushing || queued >= this.opts.maxBatch || waited >= this.opts.maxDelayMs) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      this.running = true;
+      this.running++;
       void this.run(first.job.key);
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
@@ -113,7 +116,7 @@ export class MicroBatcher {
     const settle = batch.length > 0 ? await this.forward(batch, images) : () => {};
     // The next pass goes to the model thread before this one's responses are sent: sending them is
     // main-thread work the model need not wait for.
-    this.running = false;
+    this.running--;
     this.pump();
     settle();
   }

@@ -3,6 +3,7 @@ import pMap from 'p-map';
 import sharp, { type OutputInfo } from 'sharp';
 import { DatasetError, errorMessage } from './dataset-errors.js';
 import type { ImageDataset, ImageSize } from './image-dataset.js';
+import { decodePlainPng } from './plain-png.js';
 
 /** Uncompressed HWC pixels, as idx and CIFAR-10 files hold them. */
 export interface RawImage {
@@ -32,6 +33,8 @@ const DECODE_CONCURRENCY = 4;
 
 /** Decodes (or converts raw pixels), drops alpha, resizes and converts channels; always uint8 HWC. */
 export async function decodeImage(input: Uint8Array | RawImage, file: string, target: DecodeTarget): Promise<RawImage> {
+  const plain = input instanceof Uint8Array ? decodePlainPng(input, target) : undefined;
+  if (plain) return plain;
   let out: { data: Buffer; info: OutputInfo };
   try {
     const options = { limitInputPixels: target.maxPixels, autoOrient: true };
