@@ -126,6 +126,8 @@ try {
   const client = createEmbeddingClient(address, { apiKey });
   // The model loads on the first call: not part of any warm-up or timing.
   await client.embed(request);
+  // As the embedder's forward-pass thread holds it.
+  checkpoint.moco.query.freeze();
   const x = tf.tidy(() => evalTransform(tf.tensor4d(pixels, [maxBatch, SIZE, SIZE, 3], 'float32'), transform));
   const timeRaw = async (when: string) => {
     log(`raw forward pass, batch ${maxBatch} (${when})`);

@@ -34,6 +34,8 @@ async function handle(message: Exclude<ToThread, { op: 'unload' }>): Promise<voi
       moco.query.dispose();
       throw new Error(`the encoder takes ${moco.query.config.inChannels} channels but the transform has ${message.channels}`);
     }
+    // Served, never trained: BN is folded into the convolutions once, not on every pass.
+    moco.query.freeze();
     encoders.set(message.handle, moco.query);
     send({ op: 'done', id: message.id });
     return;

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchNorm, conv2d, convBnInference, effectiveSplits, l2Normalize } from './layers.js';
+import { batchNorm, conv2d, effectiveSplits, foldBn, foldedConv2d, l2Normalize } from './layers.js';
 import { Rng } from './rng.js';
 import { useCpuBackend } from './testing/setup-cpu.js';
 import * as tf from './tf.js';
@@ -32,7 +32,7 @@ describe('batchNorm with split statistics', () => {
   });
 });
 
-describe('convBnInference (BN with running statistics folded into the convolution)', () => {
+describe('foldedConv2d (BN with running statistics folded into the convolution)', () => {
   const stats = (mean: number[], variance: number[], gamma: number[], beta: number[]) => ({
     mean: tf.tensor1d(mean),
     variance: tf.tensor1d(variance),
@@ -47,9 +47,9 @@ describe('convBnInference (BN with running statistics folded into the convolutio
     const w = tf.tensor4d([2, 2], [1, 1, 1, 2]);
     const bn = stats([2, 20], [4, 1], [3, 1], [1, 0]);
     const expected = [(3 * 6) / Math.sqrt(4 + 1e-5) + 1, -12 / Math.sqrt(1 + 1e-5)];
-    const linear = convBnInference(x, w, bn, 1, 0, false).dataSync();
+    const linear = foldedConv2d(x, foldBn(w, bn), 1, 0, false).dataSync();
     expected.forEach((v, i) => expect(linear[i]).toBeCloseTo(v, 5));
-    const relu = convBnInference(x, w, bn, 1, 0, true).dataSync();
+    const relu = foldedConv2d(x, foldBn(w, bn), 1, 0, true).dataSync();
     expect(relu[0]).toBeCloseTo(expected[0]!, 5);
     expect(relu[1]).toBe(0);
   });
@@ -60,7 +60,7 @@ describe('convBnInference (BN with running statistics folded into the convolutio
     const w = tf.tensor4d(Array.from({ length: 3 * 3 * 3 * 4 }, () => rng.normal()), [3, 3, 3, 4]);
     const bn = stats([0.5, -1, 0, 2], [0.25, 2, 1, 9], [1.5, 0.5, -1, 2], [0, 1, -2, 0.5]);
     const plain = conv2d(x, w, 2, 1).sub(bn.mean).div(bn.variance.add(bn.eps).sqrt()).mul(bn.gamma).add(bn.beta);
-    const folded = convBnInference(x, w, bn, 2, 1, false);
+    const folded = foldedConv2d(x, foldBn(w, bn), 2, 1, false);
     expect(folded.shape).toEqual([2, 3, 3, 4]);
     expect(tf.max(tf.abs(folded.sub(plain))).dataSync()[0]).toBeLessThan(1e-5);
   });

@@ -16,30 +16,35 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: numb
   return tf.conv2d(x, w, stride, pad === 0 ? 'valid' : pad);
 }
 
+/** A convolution with eval-mode BatchNorm folded in: kernel and per-channel bias. */
+export interface FoldedConv {
+  filter: tf.Tensor4D;
+  bias: tf.Tensor1D;
+}
+
 /**
- * Convolution then eval-mode BatchNorm (then ReLU) as one fused convolution: BN with fixed statistics
- * is a per-channel scale and shift, folded into the kernel (w * gamma / sqrt(var + eps)) and a bias
- * (beta - mean * gamma / sqrt(var + eps)). Inference only: five elementwise passes over the
- * activations per layer become none, which is most of the forward pass at serving sizes.
+ * Eval-mode BatchNorm after a convolution is a per-channel scale and shift: folded into the kernel
+ * (w * gamma / sqrt(var + eps)) and a bias (beta - mean * gamma / sqrt(var + eps)).
  */
-export function convBnInference(
-  x: tf.Tensor4D,
-  w: tf.Tensor4D,
-  bn: { gamma: tf.Tensor1D; beta: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D; eps: number },
-  stride: number,
-  pad: number,
-  relu: boolean,
-): tf.Tensor4D {
+export function foldBn(w: tf.Tensor4D, bn: { gamma: tf.Tensor1D; beta: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D; eps: number }): FoldedConv {
   return tf.tidy(() => {
     const scale = bn.variance.add(bn.eps).rsqrt().mul(bn.gamma);
-    return tf.fused.conv2d({
-      x,
-      filter: w.mul<tf.Tensor4D>(scale),
-      strides: stride,
-      pad: pad === 0 ? 'valid' : pad,
-      bias: bn.beta.sub(bn.mean.mul(scale)),
-      activation: relu ? 'relu' : 'linear',
-    });
+    return { filter: w.mul<tf.Tensor4D>(scale), bias: bn.beta.sub<tf.Tensor1D>(bn.mean.mul(scale)) };
+  });
+}
+
+/**
+ * Convolution, eval-mode BN (folded) and optional ReLU as one fused convolution. Inference only: the five
+ * elementwise passes over the activations of an unfused BN and ReLU are most of a forward pass at serving sizes.
+ */
+export function foldedConv2d(x: tf.Tensor4D, conv: FoldedConv, stride: number, pad: number, relu: boolean): tf.Tensor4D {
+  return tf.fused.conv2d({
+    x,
+    filter: conv.filter,
+    strides: stride,
+    pad: pad === 0 ? 'valid' : pad,
+    bias: conv.bias,
+    activation: relu ? 'relu' : 'linear',
   });
 }
 
