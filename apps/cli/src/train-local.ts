@@ -1,6 +1,7 @@
 // Local MoCo training without the service: `npm run train:local -- --help`.
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { backend } from '@moco/config';
 import { loadFashionMnist, meanStd, readDataset, type ImageDataset } from '@moco/data';
 import { cifarDemoDefaults, initBackend, type MocoConfig } from '@moco/moco';
 import { knnAccuracy, rawPixelKnnAccuracy, train, type RunSettings } from '@moco/trainer';
@@ -18,7 +19,7 @@ after the kNN accuracy of the randomly initialised encoder and of raw pixels.
   --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N (128)
   --K N (4096)  --m X (0.99)  --T X (0.1)  --bn-splits N (8)  --symmetric  --wd X (5e-4)
   --augmentation gray|v1|v2 (gray for 1 channel, v2 otherwise)  --image-size N (native)
-  --seed N (0)  --knn-k N (200)  --knn-t X (0.1)  --backend auto|tensorflow|wasm|cpu (auto)
+  --seed N (0)  --knn-k N (200)  --knn-t X (0.1)  --backend auto|tensorflow|native|wasm|cpu (auto)
   --save PATH   write the final training state (resumable with --resume)
   --resume PATH continue a saved run
   --json        print JSON lines only
@@ -48,7 +49,7 @@ const Options = z.object({
   seed: z.coerce.number().int().default(0),
   'knn-k': z.coerce.number().int().positive().default(200),
   'knn-t': z.coerce.number().positive().default(0.1),
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  backend,
   save: z.string().optional(),
   resume: z.string().optional(),
   json: z.boolean().default(false),

@@ -100,4 +100,4 @@ export const embedderEnv = {
   EMBED_THREADS: z.coerce.number().int().positive().default(() => Math.max(1, os.availableParallelism() - 1)),
 };
 
-export { port, bool, positiveInt };
+export { port, bool, positiveInt, backend };
