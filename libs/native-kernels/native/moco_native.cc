@@ -503,7 +503,10 @@ enum UnOp { kRelu = 0, kStep = 1, kSquare = 2, kRsqrt = 3, kNeg = 4, kSqrt = 5, 
 template <typename F>
 void unaryLoop(const float* x, float* o, int64_t n, F f) {
   parallelRange(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) o[i] = f(x[i]);
+    // A local copy: read through the captured reference, a lambda's captures (Step's alpha) could alias
+    // o[] for all the compiler knows, so it reloaded them every element and did not vectorise.
+    const F g = f;
+    for (int64_t i = b; i < e; i++) o[i] = g(x[i]);
   });
 }
 
