@@ -123,11 +123,21 @@ export class Encoder {
           this.buffers.get(`${name}.running_var`)!,
           mode,
         );
-      // Convolution, BN, optional ReLU: in eval mode as one fused convolution (BN folded in).
-      const convBn = (convName: string, bnName: string, y: tf.Tensor4D, stride: number, pad: number, relu: boolean): tf.Tensor4D => {
+      // Convolution, BN, optional residual (a block's shortcut), optional ReLU: in eval mode as one fused
+      // convolution (BN folded in).
+      const convBn = (
+        convName: string,
+        bnName: string,
+        y: tf.Tensor4D,
+        stride: number,
+        pad: number,
+        relu: boolean,
+        residual?: tf.Tensor4D,
+      ): tf.Tensor4D => {
         const w = p(`${convName}.weight`) as tf.Tensor4D;
         if (opts.training) {
-          const z = bn(bnName, conv2d(y, w, stride, pad));
+          let z = bn(bnName, conv2d(y, w, stride, pad));
+          if (residual) z = z.add(residual);
           return relu ? z.relu() : z;
         }
         let folded = this.folded?.get(convName);
@@ -141,24 +151,22 @@ export class Encoder {
           });
           this.folded?.set(convName, { filter: tf.keep(folded.filter), bias: tf.keep(folded.bias) });
         }
-        return foldedConv2d(y, folded, stride, pad, relu);
+        return foldedConv2d(y, folded, stride, pad, relu, residual);
       };
 
       const { stem, blocks } = this.plan;
       let h: tf.Tensor4D = convBn('conv1', 'bn1', x, stem.stride, stem.pad, true);
       if (stem.maxPool) h = tf.maxPool(h, 3, 2, 1);
       for (const b of blocks) {
-        let y: tf.Tensor4D;
-        if (b.kind === 'basic') {
-          y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, b.stride, 1, true);
-          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, false);
-        } else {
-          y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
-          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, b.stride, 1, true);
-          y = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y, 1, 0, false);
-        }
         const shortcut = b.downsample ? convBn(`${b.name}.downsample.0`, `${b.name}.downsample.1`, h, b.stride, 0, false) : h;
-        h = y.add(shortcut).relu();
+        if (b.kind === 'basic') {
+          const y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, b.stride, 1, true);
+          h = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, true, shortcut);
+        } else {
+          let y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
+          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, b.stride, 1, true);
+          h = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y, 1, 0, true, shortcut);
+        }
       }
       const features = h.mean([1, 2]) as tf.Tensor2D;
       if (opts.output === 'backbone') return features;

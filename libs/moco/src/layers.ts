@@ -33,19 +33,29 @@ export function foldBn(w: tf.Tensor4D, bn: { gamma: tf.Tensor1D; beta: tf.Tensor
   });
 }
 
+// The native backend's kernel for relu?(conv + bias + residual), by name: @moco/native-kernels'
+// CONV_RESIDUAL_KERNEL (this library does not depend on that optional package).
+const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
+
 /**
- * Convolution, eval-mode BN (folded) and optional ReLU as one fused convolution. Inference only: the five
- * elementwise passes over the activations of an unfused BN and ReLU are most of a forward pass at serving sizes.
+ * Convolution, eval-mode BN (folded), an optional residual (a block's shortcut) and optional ReLU as one
+ * fused convolution. Inference only: the elementwise passes over the activations of an unfused BN, add
+ * and ReLU are most of a forward pass at serving sizes. The residual joins the fused kernel where the
+ * backend has one for it (native); elsewhere it is added after.
  */
-export function foldedConv2d(x: tf.Tensor4D, conv: FoldedConv, stride: number, pad: number, relu: boolean): tf.Tensor4D {
-  return tf.fused.conv2d({
-    x,
-    filter: conv.filter,
-    strides: stride,
-    pad: pad === 0 ? 'valid' : pad,
-    bias: conv.bias,
-    activation: relu ? 'relu' : 'linear',
-  });
+export function foldedConv2d(x: tf.Tensor4D, conv: FoldedConv, stride: number, pad: number, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
+  if (residual && tf.getKernel(CONV_RESIDUAL_KERNEL, tf.getBackend())) {
+    return tf.engine().runKernel(
+      CONV_RESIDUAL_KERNEL,
+      { x, filter: conv.filter, bias: conv.bias, residual },
+      { strides: stride, pad, relu } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor4D;
+  }
+  const fused = (activation: 'relu' | 'linear') =>
+    tf.fused.conv2d({ x, filter: conv.filter, strides: stride, pad: pad === 0 ? 'valid' : pad, bias: conv.bias, activation });
+  if (!residual) return fused(relu ? 'relu' : 'linear');
+  const sum = fused('linear').add<tf.Tensor4D>(residual);
+  return relu ? sum.relu() : sum;
 }
 
 /** The largest split count <= wanted that divides n, so a short last batch still runs. */

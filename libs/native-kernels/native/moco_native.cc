@@ -201,9 +201,10 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// conv2dFused(x, xShape, filter, filterShape, yShape, strides, pads, dilations, bias | null, relu) -> y
-// Inference convolution with an optional per-output-channel bias and an optional ReLU post-op
-// (tfjs FusedConv2D with activation 'linear' or 'relu').
+// conv2dFused(x, xShape, filter, filterShape, yShape, strides, pads, dilations, bias | null, relu, residual?) -> y
+// Inference convolution with an optional per-output-channel bias, an optional residual added to the
+// result (a ResNet block's shortcut: oneDNN's sum post-op) and an optional ReLU post-op after it
+// (tfjs FusedConv2D with activation 'linear' or 'relu'; the residual form is the MocoConvResidual kernel).
 Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto g = geomOf(info, 1, 3, 4, 5, 6, 7);
@@ -212,7 +213,9 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     const bool hasBias = info.Length() > 8 && info[8].IsTypedArray();
     float* b = hasBias ? dataOf(info[8], g.y[3], "bias") : nullptr;
     const bool relu = info.Length() > 9 && info[9].ToBoolean().Value();
-    const std::vector<int64_t> flags = {hasBias, relu};
+    const bool hasResidual = info.Length() > 10 && info[10].IsTypedArray();
+    float* residual = hasResidual ? dataOf(info[10], prod(g.y), "residual") : nullptr;
+    const std::vector<int64_t> flags = {hasBias, relu, hasResidual};
     auto& e = fusedCache[geomKey(g) + key({&flags})];
     if (!e) {
       const memory::desc bMd({g.y[3]}, dt::f32, tag::x);
@@ -225,17 +228,18 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
                                                          wMd(g.w, tag::any), actMd(g.y), g.strides, g.dil, g.padL,
                                                          g.padR);
       dnnl::primitive_attr attr;
-      if (relu) {
-        dnnl::post_ops ops;
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-        attr.set_post_ops(ops);
-      }
+      dnnl::post_ops ops;
+      // sum: dst = conv + dst, dst holding the residual on entry.
+      if (hasResidual) ops.append_sum(1.f);
+      if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
       auto pd = dnnl::convolution_forward::primitive_desc(d, attr, eng());
       e = std::make_unique<ConvFwd>();
       e->prim = dnnl::convolution_forward(pd);
       e->w.init(wMd(g.w), pd.weights_desc());
     }
     auto out = newOutput(info.Env(), prod(g.y));
+    if (hasResidual) std::memcpy(out.Data(), residual, sizeof(float) * prod(g.y));
     memory wm = e->w.get(w);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
                                             {DNNL_ARG_WEIGHTS, wm},

@@ -9,16 +9,23 @@ import '@tensorflow/tfjs-backend-cpu';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 export const NATIVE_BACKEND = 'native';
+/**
+ * Inference kernel of this backend only: relu?(conv2d(x, filter) + bias + residual), a ResNet block's
+ * last convolution with its shortcut (inputs x, filter, bias, residual; attrs strides, pad, relu).
+ * libs/moco calls it by this name when the active backend has it (it does not depend on this package).
+ */
+export const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
 
 export interface NativeAddon {
   conv2dForward(
     x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
     strides: number[], pads: number[], dilations: number[],
   ): Float32Array;
-  /** Inference conv2d + optional per-output-channel bias (length outChannels) + optional ReLU. */
+  /** Inference conv2d + optional per-output-channel bias (length outChannels) + optional residual (y's shape) + optional ReLU. */
   conv2dFused(
     x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
     strides: number[], pads: number[], dilations: number[], bias: Float32Array | null, relu: boolean,
+    residual?: Float32Array,
   ): Float32Array;
   conv2dBackwardData(
     dy: Float32Array, yShape: number[], filter: Float32Array, filterShape: number[], xShape: number[],
@@ -184,6 +191,19 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     );
     return backend.makeTensorInfo(info.outShape, 'float32', y);
   };
+  const convResidual: tf.KernelFunc = (args) => {
+    const { x, filter, bias, residual } = args.inputs as { x: Info; filter: Info; bias: Info; residual: Info };
+    const { strides, pad, relu } = args.attrs as unknown as { strides: number; pad: number; relu: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number], strides, 1, pad,
+    );
+    const y = addon.conv2dFused(
+      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [1, 1], f32(backend, bias), relu, f32(backend, residual),
+    );
+    return backend.makeTensorInfo(info.outShape, 'float32', y);
+  };
   const conv2dBackpropInput: tf.KernelFunc = (args) => {
     const { dy, filter } = args.inputs as { dy: Info; filter: Info };
     const { inputShape, strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
@@ -341,6 +361,7 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     [tf.GatherV2, gatherV2],
     [tf.Conv2D, conv2d],
     [tf.FusedConv2D, fusedConv2d],
+    [CONV_RESIDUAL_KERNEL, convResidual],
     [tf.Conv2DBackpropInput, conv2dBackpropInput],
     [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
     [tf.BatchMatMul, batchMatMul],
@@ -371,6 +392,11 @@ export function registerNativeBackend(): { detail: string } {
     if (tf.getKernel(kernel.kernelName, NATIVE_BACKEND)) continue;
     const kernelFunc = overrides.get(kernel.kernelName) ?? kernel.kernelFunc;
     tf.registerKernel({ ...kernel, backendName: NATIVE_BACKEND, kernelFunc });
+  }
+  // Kernels the cpu backend does not have.
+  const convResidual = overrides.get(CONV_RESIDUAL_KERNEL);
+  if (convResidual && !tf.getKernel(CONV_RESIDUAL_KERNEL, NATIVE_BACKEND)) {
+    tf.registerKernel({ kernelName: CONV_RESIDUAL_KERNEL, backendName: NATIVE_BACKEND, kernelFunc: convResidual });
   }
   registered = true;
   return { detail };

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/backend/select-backend.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
-import { loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';
+import { foldedConv2d } from '../../moco/src/layers.js';
+import { CONV_RESIDUAL_KERNEL, loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';
 
 const reason = nativeUnavailableReason();
 if (reason) console.warn(`skipping native kernel tests: ${reason}`);
@@ -76,6 +77,25 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
       for (const e of errors) expect(e).toBeLessThan(1e-5);
     },
   );
+
+  it.each([
+    { x: [4, 16, 16, 16], f: [3, 3, 16, 16], pad: 1 }, // a basic block's second convolution
+    { x: [4, 8, 8, 16], f: [1, 1, 16, 32], pad: 0 }, // a bottleneck's last 1x1
+  ] as const)('convolution + bias + residual (+ ReLU) in one kernel %o', async ({ x, f, pad }) => {
+    const xs = seeded(tf.util.sizeFromShape([...x]), 7);
+    const fs = seeded(tf.util.sizeFromShape([...f]), 8);
+    const bs = seeded(f[3], 9);
+    const rs = seeded(x[0] * x[1] * x[2] * f[3], 10);
+    // On cpu foldedConv2d composes fused conv, add and ReLU; on native it runs CONV_RESIDUAL_KERNEL.
+    expect(tf.getKernel(CONV_RESIDUAL_KERNEL, NATIVE_BACKEND)).toBeDefined();
+    const errors = await compare(`conv+residual x${x} f${f} pad ${pad}`, () => {
+      const conv = { filter: tf.tensor4d(fs, [...f]), bias: tf.tensor1d(bs) };
+      const xt = tf.tensor4d(xs, [...x]);
+      const residual = tf.tensor4d(rs, [x[0], x[1], x[2], f[3]]);
+      return [foldedConv2d(xt, conv, 1, pad, true, residual), foldedConv2d(xt, conv, 1, pad, false, residual)];
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-5);
+  });
 
   it('fused conv2d matches the unfused ops, with ReLU zeroing what it should', async () => {
     const cached = loadAddon()!.info().cachedPrimitives;
