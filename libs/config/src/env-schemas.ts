@@ -97,7 +97,7 @@ export const embedderEnv = {
    * Compute threads of the forward pass (the native backend's OpenMP threads; wasm always uses one).
    * Default: one core fewer than the machine has, left to reading requests and decoding images.
    */
-  EMBED_THREADS: z.coerce.number().int().positive().default(() => Math.max(1, os.availableParallelism() - 1)),
+  EMBED_THREADS: positiveInt(Math.max(1, os.availableParallelism() - 1)),
 };
 
 export { port, bool, positiveInt, backend };

@@ -1,7 +1,6 @@
 import * as tf from './tf.js';
 
-/** How BatchNorm behaves in one forward pass. */
-/** Training-mode BatchNorm settings (eval mode is folded into convolutions: convBnInference). */
+/** Training-mode BatchNorm settings (in eval mode BN is folded into the convolutions: foldBn, foldedConv2d). */
 export interface BnMode {
   /** Sub-batches normalised separately (the CIFAR demo's SplitBatchNorm). */
   splits: number;
@@ -11,10 +10,14 @@ export interface BnMode {
   updateStats: boolean;
 }
 
+/** PyTorch's symmetric zero padding as tfjs takes it. */
+const padding = (pad: number): 'valid' | number => (pad === 0 ? 'valid' : pad);
+
 /** Convolution without bias, PyTorch's symmetric zero padding. */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
-  return tf.conv2d(x, w, stride, pad === 0 ? 'valid' : pad);
+  return tf.conv2d(x, w, stride, padding(pad));
 }
+
 
 /** A convolution with eval-mode BatchNorm folded in: kernel and per-channel bias. */
 export interface FoldedConv {
@@ -52,7 +55,7 @@ export function foldedConv2d(x: tf.Tensor4D, conv: FoldedConv, stride: number, p
     ) as tf.Tensor4D;
   }
   const fused = (activation: 'relu' | 'linear') =>
-    tf.fused.conv2d({ x, filter: conv.filter, strides: stride, pad: pad === 0 ? 'valid' : pad, bias: conv.bias, activation });
+    tf.fused.conv2d({ x, filter: conv.filter, strides: stride, pad: padding(pad), bias: conv.bias, activation });
   if (!residual) return fused(relu ? 'relu' : 'linear');
   const sum = fused('linear').add<tf.Tensor4D>(residual);
   return relu ? sum.relu() : sum;

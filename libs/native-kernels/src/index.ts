@@ -164,6 +164,17 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     );
     return backend.makeTensorInfo(info.outShape, 'float32', y);
   };
+  /** One oneDNN inference convolution with optional bias, residual and ReLU (FusedConv2D and CONV_RESIDUAL_KERNEL). */
+  const runFused = (
+    backend: MathBackendCPU, x: Info, filter: Info, info: tf.backend_util.Conv2DInfo, bias: Info | undefined, relu: boolean, residual?: Info,
+  ): Info => {
+    const y = addon.conv2dFused(
+      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
+      [info.strideHeight, info.strideWidth], pads(info.padInfo), [info.dilationHeight, info.dilationWidth],
+      bias != null ? f32(backend, bias) : null, relu, residual && f32(backend, residual),
+    );
+    return backend.makeTensorInfo(info.outShape, 'float32', y);
+  };
   // tf.fused.conv2d: bias (per output channel) and activation 'linear' / 'relu' run as one oneDNN
   // inference convolution; other activations, PReLU weights, broadcast biases and NCHW use the cpu kernel.
   const fusedConv2d: tf.KernelFunc = (args) => {
@@ -184,25 +195,15 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     ) {
       return cpuKernel(tf.FusedConv2D)(args);
     }
-    const y = addon.conv2dFused(
-      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
-      [info.strideHeight, info.strideWidth], pads(info.padInfo), [info.dilationHeight, info.dilationWidth],
-      bias != null ? f32(backend, bias) : null, act === 'relu',
-    );
-    return backend.makeTensorInfo(info.outShape, 'float32', y);
+    return runFused(backend, x, filter, info, bias, act === 'relu');
   };
   const convResidual: tf.KernelFunc = (args) => {
     const { x, filter, bias, residual } = args.inputs as { x: Info; filter: Info; bias: Info; residual: Info };
     const { strides, pad, relu } = args.attrs as unknown as { strides: number; pad: number; relu: boolean };
-    const backend = args.backend as MathBackendCPU;
     const info = tf.backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number], filter.shape as [number, number, number, number], strides, 1, pad,
     );
-    const y = addon.conv2dFused(
-      f32(backend, x), x.shape, f32(backend, filter), filter.shape, info.outShape,
-      [info.strideHeight, info.strideWidth], pads(info.padInfo), [1, 1], f32(backend, bias), relu, f32(backend, residual),
-    );
-    return backend.makeTensorInfo(info.outShape, 'float32', y);
+    return runFused(args.backend as MathBackendCPU, x, filter, info, bias, relu, residual);
   };
   const conv2dBackpropInput: tf.KernelFunc = (args) => {
     const { dy, filter } = args.inputs as { dy: Info; filter: Info };
@@ -393,10 +394,9 @@ export function registerNativeBackend(): { detail: string } {
     const kernelFunc = overrides.get(kernel.kernelName) ?? kernel.kernelFunc;
     tf.registerKernel({ ...kernel, backendName: NATIVE_BACKEND, kernelFunc });
   }
-  // Kernels the cpu backend does not have.
-  const convResidual = overrides.get(CONV_RESIDUAL_KERNEL);
-  if (convResidual && !tf.getKernel(CONV_RESIDUAL_KERNEL, NATIVE_BACKEND)) {
-    tf.registerKernel({ kernelName: CONV_RESIDUAL_KERNEL, backendName: NATIVE_BACKEND, kernelFunc: convResidual });
+  // Kernels the cpu backend does not have (CONV_RESIDUAL_KERNEL).
+  for (const [kernelName, kernelFunc] of overrides) {
+    if (!tf.getKernel(kernelName, NATIVE_BACKEND)) tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc });
   }
   registered = true;
   return { detail };
