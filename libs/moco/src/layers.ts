@@ -38,7 +38,7 @@ export function foldBn(w: tf.Tensor4D, bn: { gamma: tf.Tensor1D; beta: tf.Tensor
 
 // The native backend's kernel for relu?(conv + bias + residual), by name: @moco/native-kernels'
 // CONV_RESIDUAL_KERNEL (this library does not depend on that optional package).
-const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
+export const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
 
 /**
  * Convolution, eval-mode BN (folded), an optional residual (a block's shortcut) and optional ReLU as one

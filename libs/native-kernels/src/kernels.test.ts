@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/backend/select-backend.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
-import { foldedConv2d } from '../../moco/src/layers.js';
+import { CONV_RESIDUAL_KERNEL as MOCO_CONV_RESIDUAL_KERNEL, foldedConv2d } from '../../moco/src/layers.js';
 import { CONV_RESIDUAL_KERNEL, loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';
 
 const reason = nativeUnavailableReason();
@@ -87,6 +87,7 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     const bs = seeded(f[3], 9);
     const rs = seeded(x[0] * x[1] * x[2] * f[3], 10);
     // On cpu foldedConv2d composes fused conv, add and ReLU; on native it runs CONV_RESIDUAL_KERNEL.
+    expect(MOCO_CONV_RESIDUAL_KERNEL).toBe(CONV_RESIDUAL_KERNEL); // the name libs/moco calls it by
     expect(tf.getKernel(CONV_RESIDUAL_KERNEL, NATIVE_BACKEND)).toBeDefined();
     const errors = await compare(`conv+residual x${x} f${f} pad ${pad}`, () => {
       const conv = { filter: tf.tensor4d(fs, [...f]), bias: tf.tensor1d(bs) };
