@@ -2,29 +2,17 @@
 // trains each in a child process; see training-processor.ts for what happens to a job.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { apiEnv, databaseEnv, loadConfig, logEnv, redisEnv, storageConfigFromEnv, storageEnv, workerEnv } from '@moco/config';
+import { loadConfig, storageConfigFromEnv, WorkerServiceEnv } from '@moco/config';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
 import { createRedis, createTrainingQueue, TRAINING_QUEUE, type QueuePayloads } from '@moco/queue';
+import { createServiceRegistry, startOpsServer } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
 import { Worker } from 'bullmq';
-import { z } from 'zod';
 import { createLogger, errorMessage } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
 
-const env = loadConfig(
-  z.object({
-    ...databaseEnv,
-    ...redisEnv,
-    ...storageEnv,
-    ...logEnv,
-    ...workerEnv,
-    // The limits the API validated datasets with, so a dataset it accepted is read the same way here.
-    MAX_DATASET_BYTES: apiEnv.MAX_DATASET_BYTES,
-    MAX_DATASET_FILES: apiEnv.MAX_DATASET_FILES,
-    MAX_IMAGE_PIXELS: apiEnv.MAX_IMAGE_PIXELS,
-  }),
-);
+const env = loadConfig(WorkerServiceEnv);
 const workerId = env.WORKER_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 const log = createLogger(env.LOG_LEVEL, { service: 'worker', worker_id: workerId });
 
@@ -32,7 +20,8 @@ await createDatabaseIfMissing(env.DATABASE_URL);
 await migrate(env.DATABASE_URL);
 const db = createDb(env.DATABASE_URL, { maxConnections: 4 });
 const storage = storageConfigFromEnv(env);
-await createObjectStore(storage).check();
+const store = createObjectStore(storage);
+await store.check();
 const redis = createRedis(env.REDIS_URL);
 redis.on('error', (err) => log.warn('redis connection error', { error: errorMessage(err) }));
 const queue = createTrainingQueue(redis, env.QUEUE_PREFIX);
@@ -61,7 +50,17 @@ const worker = new Worker<QueuePayloads['training']>(TRAINING_QUEUE, processor.p
 });
 worker.on('error', (err) => log.error('queue worker error', { error: errorMessage(err) }));
 const reconciler = startReconciler({ db, queue, log }, env.RECONCILE_INTERVAL_S);
-log.info('worker started', { queue_prefix: env.QUEUE_PREFIX, backend: env.TRAIN_BACKEND, storage: storage.kind });
+const ops =
+  env.WORKER_OPS_PORT === undefined
+    ? null
+    : await startOpsServer({
+        host: env.WORKER_OPS_HOST,
+        port: env.WORKER_OPS_PORT,
+        registry: createServiceRegistry(),
+        checks: { postgres: () => db.$queryRaw`SELECT 1`, redis: () => redis.ping(), storage: () => store.check() },
+        onCheckFailure: (check, err) => log.warn('readiness check failed', { check, error: errorMessage(err) }),
+      });
+log.info('worker started', { ops_url: ops?.url ?? null, queue_prefix: env.QUEUE_PREFIX, backend: env.TRAIN_BACKEND, storage: storage.kind });
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -71,6 +70,7 @@ async function shutdown(signal: string): Promise<void> {
   try {
     processor.shutdown();
     await reconciler.stop();
+    await ops?.server.close();
     // Waits for the running job, which stops at its next step, then releases the queue connection.
     await worker.close();
     await queue.close();

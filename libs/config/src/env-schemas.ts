@@ -9,6 +9,8 @@ const bool = (fallback: boolean) =>
     .enum(['true', 'false', '1', '0'])
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1');
+/** A port for an optional listener: unset means the listener is off. */
+const optionalPort = z.coerce.number().int().min(0).max(65535).optional();
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A tfjs backend preference, as libs/moco's initBackend takes it (native: the optional oneDNN kernels). */
 const backend = z.enum(['auto', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto');
@@ -69,6 +71,9 @@ export const workerEnv = {
   WORKER_LOCK_DURATION_MS: positiveInt(30_000),
   /** How often each worker looks for jobs whose lock expired. */
   WORKER_STALLED_INTERVAL_MS: positiveInt(30_000),
+  /** Where the worker serves /healthz, /readyz and /metrics (probes, Prometheus); unset: not served. */
+  WORKER_OPS_HOST: z.string().default('127.0.0.1'),
+  WORKER_OPS_PORT: optionalPort,
 };
 
 export const embedderEnv = {
@@ -98,6 +103,9 @@ export const embedderEnv = {
    * Default: one core fewer than the machine has, left to reading requests and decoding images.
    */
   EMBED_THREADS: positiveInt(Math.max(1, os.availableParallelism() - 1)),
+  /** Where the embedder serves HTTP /healthz, /readyz and /metrics (Prometheus); unset: not served. */
+  EMBED_OPS_HOST: z.string().default('127.0.0.1'),
+  EMBED_OPS_PORT: optionalPort,
 };
 
 export { port, bool, positiveInt, backend };

@@ -24,6 +24,18 @@ export const QueueHealth = z
   .meta({ id: 'QueueHealth' });
 export type QueueHealth = z.infer<typeof QueueHealth>;
 
+/** GET /queue-depth (unauthenticated, counts only): what the training workers' autoscaler reads. */
+export const QueueDepth = z
+  .object({
+    waiting: z.number().int(),
+    prioritized: z.number().int(),
+    delayed: z.number().int().describe('waiting out a retry backoff'),
+    active: z.number().int().describe('being trained now'),
+    demand: z.number().int().describe('waiting + prioritized + delayed + active: the training workers the queue asks for'),
+  })
+  .meta({ id: 'QueueDepth' });
+export type QueueDepth = z.infer<typeof QueueDepth>;
+
 export const Project = z.object({ id: z.string(), name: z.string(), created_at: Timestamp }).meta({ id: 'Project' });
 export type Project = z.infer<typeof Project>;
 

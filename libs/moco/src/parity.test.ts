@@ -48,6 +48,9 @@ const nativeBuilt = await import(/* @vite-ignore */ '@moco/native-kernels').then
   () => false,
 );
 
+// The ResNet-50 case runs on the pure-JS cpu backend: minutes when the suite shares the 2 cores.
+const CASE_TIMEOUT_MS = 420_000;
+
 describe.runIf(torch.python)('MoCo step parity with PyTorch', () => {
   for (const c of cases) {
     /** Our steps on the active backend, and the case file describing them. */
@@ -179,6 +182,6 @@ describe.runIf(torch.python)('MoCo step parity with PyTorch', () => {
       // The optional oneDNN backend (@moco/native-kernels, where built), every step. ResNet-50 is held
       // out as on wasm: its step-1 gradients there are 1.7e-4 from PyTorch's (layer2.2.conv1.weight).
       if (c.wasm !== false && nativeBuilt) compare('native', (await withBackend('native', runOurs)).ours, c.steps);
-    });
+    }, CASE_TIMEOUT_MS);
   }
 });

@@ -1,9 +1,11 @@
 export {
   createRedis,
   createTrainingQueue,
+  DEMAND_STATES,
   enqueueTraining,
   TRAINING_ATTEMPTS,
   TRAINING_QUEUE,
+  trainingDemand,
   type QueuePayloads,
   type TrainingQueue,
 } from './training-queue.js';

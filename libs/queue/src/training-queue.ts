@@ -45,3 +45,17 @@ export async function enqueueTraining(queue: TrainingQueue, jobId: string): Prom
     },
   );
 }
+
+/** The queue states that need a worker: waiting or retrying (delayed) messages and the ones being trained. */
+export const DEMAND_STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
+
+/**
+ * How many training workers the queue asks for (what an autoscaler scales the worker pods on): every
+ * message that is waiting, due for a retry or running. Counting the running ones keeps a busy worker
+ * from being scaled away when the waiting count drops to zero.
+ */
+export async function trainingDemand(queue: TrainingQueue): Promise<Record<(typeof DEMAND_STATES)[number], number> & { demand: number }> {
+  const counts = await queue.getJobCounts(...DEMAND_STATES);
+  const byState = Object.fromEntries(DEMAND_STATES.map((s) => [s, counts[s] ?? 0])) as Record<(typeof DEMAND_STATES)[number], number>;
+  return { ...byState, demand: DEMAND_STATES.reduce((sum, s) => sum + byState[s], 0) };
+}

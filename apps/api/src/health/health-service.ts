@@ -1,17 +1,16 @@
+import type { QueueDepth } from '@moco/contracts';
 import type { Db } from '@moco/db';
-import type { TrainingQueue } from '@moco/queue';
+import { trainingDemand, type TrainingQueue } from '@moco/queue';
+import { checkReadiness, withTimeout, type Readiness } from '@moco/service';
 import type { ObjectStore } from '@moco/storage';
 import type { FastifyBaseLogger } from 'fastify';
-import { withTimeout } from '../shared/timeout.js';
-
-const CHECK_TIMEOUT_MS = 2_000;
-
-export type CheckResult = 'ok' | 'failed';
+import { REDIS_TIMEOUT_MS } from '../jobs/job-service.js';
+import { ApiError } from '../shared/api-error.js';
 
 export type HealthService = ReturnType<typeof createHealthService>;
 
 export function createHealthService(deps: { db: Db; queue: TrainingQueue; store: ObjectStore; log: FastifyBaseLogger }) {
-  const checks: Record<string, () => Promise<unknown>> = {
+  const checks = {
     postgres: () => deps.db.$queryRaw`SELECT 1`,
     // BullMQ hides its Redis client: a count is one cheap round trip too.
     redis: () => deps.queue.getJobCounts('waiting'),
@@ -19,19 +18,13 @@ export function createHealthService(deps: { db: Db; queue: TrainingQueue; store:
   };
   return {
     /** Each dependency's state; why one failed goes to the log, not to the (unauthenticated) caller. */
-    async readiness(): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
-      const entries = await Promise.all(
-        Object.entries(checks).map(async ([name, check]): Promise<[string, CheckResult]> => {
-          try {
-            await withTimeout(check(), CHECK_TIMEOUT_MS, `${name} check`);
-            return [name, 'ok'];
-          } catch (err) {
-            deps.log.warn({ err, check: name }, 'readiness check failed');
-            return [name, 'failed'];
-          }
-        }),
-      );
-      return { ready: entries.every(([, r]) => r === 'ok'), checks: Object.fromEntries(entries) };
-    },
+    readiness: (): Promise<Readiness> => checkReadiness(checks, (check, err) => deps.log.warn({ err, check }, 'readiness check failed')),
+
+    /** Training messages that need a worker, by state; 503 `queue_unavailable` when Redis does not answer. */
+    queueDepth: (): Promise<QueueDepth> =>
+      withTimeout(trainingDemand(deps.queue), REDIS_TIMEOUT_MS, 'queue depth').catch((err: unknown) => {
+        deps.log.warn({ err }, 'queue depth unavailable');
+        throw new ApiError(503, 'queue_unavailable', 'the queue (Redis) did not answer');
+      }),
   };
 }

@@ -1,3 +1,4 @@
+import { enqueueTraining } from '@moco/queue';
 import { createObjectStore } from '@moco/storage';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +27,18 @@ describe('operations endpoints', () => {
     } finally {
       await app.close();
     }
+  });
+
+  it('queue-depth counts the training messages that need a worker, waiting and running alike', async () => {
+    const { app, queue } = t.current;
+    expect((await app.inject({ url: '/queue-depth' })).json()).toEqual({ waiting: 0, prioritized: 0, delayed: 0, active: 0, demand: 0 });
+    await enqueueTraining(queue, 'job_depth_1');
+    await enqueueTraining(queue, 'job_depth_2');
+    await queue.add('train', { jobId: 'job_depth_3' }, { jobId: 'job_depth_3', delay: 60_000 });
+    const res = await app.inject({ url: '/queue-depth' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ waiting: 2, prioritized: 0, delayed: 1, active: 0, demand: 3 });
+    await queue.obliterate({ force: true });
   });
 
   it('serves Prometheus metrics with request durations by route', async () => {

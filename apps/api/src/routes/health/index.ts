@@ -1,3 +1,4 @@
+import { ErrorBody, QueueDepth } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { HealthService } from '../../health/health-service.js';
@@ -27,6 +28,19 @@ const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = async (ap
       const { ready, checks } = await health.readiness();
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks });
     },
+  );
+  app.get(
+    '/queue-depth',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Training messages that need a worker (what the worker autoscaler reads)',
+        description: 'Unauthenticated like /metrics: counts only. KEDA\'s metrics-api scaler reads `demand` (deploy/base/worker.yaml).',
+        security: [],
+        response: { 200: QueueDepth, 503: ErrorBody },
+      },
+    },
+    async () => health.queueDepth(),
   );
 };
 

@@ -1,0 +1,3 @@
+export { createServiceRegistry, startOpsServer } from './ops-server.js';
+export { checkReadiness, type CheckResult, type Readiness, type ReadinessCheck } from './readiness.js';
+export { withTimeout } from './timeout.js';
