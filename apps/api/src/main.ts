@@ -1,24 +1,14 @@
 // The API server: `npm run api`. Configuration comes from the environment (see config.ts).
-import { ConfigError, loadConfig, storageConfigFromEnv } from '@moco/config';
+import { storageConfigFromEnv } from '@moco/config';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
 import { createEmbeddingClient } from '@moco/models';
 import { createRedis, createTrainingQueue } from '@moco/queue';
+import { onShutdown, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
-import closeWithGrace from 'close-with-grace';
-import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { ApiEnv, type ApiConfig } from './config.js';
+import { ApiEnv } from './config.js';
 
-let config: ApiConfig;
-try {
-  config = loadConfig(ApiEnv);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  // The message names every bad variable; a stack trace would only hide it.
-  process.stderr.write(`${err.message}\n`);
-  process.exit(1);
-}
-const logger = pino({ level: config.LOG_LEVEL });
+const { config, log: logger } = startService('api', ApiEnv, { check: storageConfigFromEnv });
 
 if (await createDatabaseIfMissing(config.DATABASE_URL)) logger.info('created the database');
 const applied = await migrate(config.DATABASE_URL);
@@ -33,9 +23,8 @@ const store = createObjectStore(storageConfigFromEnv(config));
 const embedder = config.EMBEDDER_URL ? createEmbeddingClient(config.EMBEDDER_URL) : null;
 const app = await buildApp({ db, store, queue, config, logger, embedder });
 
-// SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), then close the pools.
-closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
-  if (err) logger.error({ err }, 'shutting down after an error');
+// Stop accepting, let in-flight requests finish (10 s at most), then close the pools.
+onShutdown(logger, 10_000, async () => {
   await app.close();
   embedder?.close();
   await queue.close();

@@ -1,13 +1,11 @@
 // `npm run embedder`: the gRPC embedding server (configuration from the environment, see embedderEnv).
-import { EmbedderServiceEnv, loadConfig, storageConfigFromEnv } from '@moco/config';
+import { EmbedderServiceEnv, storageConfigFromEnv } from '@moco/config';
 import { createDb } from '@moco/db';
-import { createServiceRegistry, startOpsServer } from '@moco/service';
+import { createServiceRegistry, onShutdown, startOpsServer, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
-import { pino } from 'pino';
 import { startEmbedder } from './server.js';
 
-const config = loadConfig(EmbedderServiceEnv);
-const log = pino({ name: 'embedder', level: config.LOG_LEVEL });
+const { config, log } = startService('embedder', EmbedderServiceEnv, { check: storageConfigFromEnv });
 const db = createDb(config.DATABASE_URL);
 const store = createObjectStore(storageConfigFromEnv(config));
 const embedder = await startEmbedder(config, { db, databaseUrl: config.DATABASE_URL, store, log });
@@ -23,13 +21,9 @@ const ops =
       });
 if (ops) log.info({ ops_url: ops.url }, 'operations endpoints listening');
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    log.info({ signal }, 'draining');
-    void embedder
-      .close()
-      .then(() => ops?.server.close())
-      .then(() => db.$disconnect())
-      .then(() => process.exit(0));
-  });
-}
+// The embedder drains within its own limits (EMBED_DRAIN_DELAY_MS, then EMBED_SHUTDOWN_TIMEOUT_S); this only backs them up.
+onShutdown(log, config.EMBED_DRAIN_DELAY_MS + (config.EMBED_SHUTDOWN_TIMEOUT_S + 5) * 1000, async () => {
+  await embedder.close();
+  await ops?.server.close();
+  await db.$disconnect();
+});

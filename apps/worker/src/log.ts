@@ -1,15 +1,11 @@
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-export type LogLevel = (typeof LEVELS)[number] | 'silent';
+import type { Logger as ServiceLogger } from '@moco/service';
+
 type Fields = Record<string, unknown>;
+/** The worker's call shape, message first; entries go to the service's one pino logger. */
 export type Logger = Record<'debug' | 'info' | 'warn' | 'error', (message: string, fields?: Fields) => void>;
 
-/** JSON lines on stderr (what log collectors expect from a container), at LOG_LEVEL and above. */
-export function createLogger(level: LogLevel, base: Fields): Logger {
-  const min = level === 'silent' ? Infinity : LEVELS.indexOf(level);
-  const at = (name: (typeof LEVELS)[number]) => (message: string, fields: Fields = {}) => {
-    if (LEVELS.indexOf(name) < min) return;
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: name, ...base, msg: message, ...fields })}\n`);
-  };
+export function workerLogger(log: ServiceLogger): Logger {
+  const at = (level: keyof Logger) => (message: string, fields: Fields = {}) => log[level](fields, message);
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 

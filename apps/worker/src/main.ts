@@ -2,19 +2,19 @@
 // trains each in a child process; see training-processor.ts for what happens to a job.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { loadConfig, storageConfigFromEnv, WorkerServiceEnv } from '@moco/config';
+import { storageConfigFromEnv, WorkerServiceEnv } from '@moco/config';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
 import { createRedis, createTrainingQueue, TRAINING_QUEUE, type QueuePayloads } from '@moco/queue';
-import { createServiceRegistry, startOpsServer } from '@moco/service';
+import { createServiceRegistry, onShutdown, startOpsServer, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
 import { Worker } from 'bullmq';
-import { createLogger, errorMessage } from './log.js';
+import { errorMessage, workerLogger } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
 
-const env = loadConfig(WorkerServiceEnv);
+const { config: env, log: serviceLog } = startService('worker', WorkerServiceEnv, { check: storageConfigFromEnv });
 const workerId = env.WORKER_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-const log = createLogger(env.LOG_LEVEL, { service: 'worker', worker_id: workerId });
+const log = workerLogger(serviceLog.child({ worker_id: workerId }));
 
 await createDatabaseIfMissing(env.DATABASE_URL);
 await migrate(env.DATABASE_URL);
@@ -62,26 +62,15 @@ const ops =
       });
 log.info('worker started', { ops_url: ops?.url ?? null, queue_prefix: env.QUEUE_PREFIX, backend: env.TRAIN_BACKEND, storage: storage.kind });
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info('shutting down: the running job is checkpointed and requeued', { signal });
-  try {
-    processor.shutdown();
-    await reconciler.stop();
-    await ops?.server.close();
-    // Waits for the running job, which stops at its next step, then releases the queue connection.
-    await worker.close();
-    await queue.close();
-    await redis.quit();
-    await db.$disconnect();
-  } catch (err) {
-    log.error('shutdown failed', { error: errorMessage(err) });
-    process.exit(1);
-  }
-  log.info('worker stopped');
-  process.exit(0);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+// The running job stops at its next step, checkpoints and goes back to the queue; the orchestrator's
+// grace period (terminationGracePeriodSeconds, stop_grace_period) bounds how long that may take.
+onShutdown(serviceLog, false, async () => {
+  processor.shutdown();
+  await reconciler.stop();
+  await ops?.server.close();
+  // Waits for the running job, then releases the queue connection.
+  await worker.close();
+  await queue.close();
+  await redis.quit();
+  await db.$disconnect();
+});

@@ -3,6 +3,11 @@ import { z } from 'zod';
 /** Thrown at start-up when the environment is wrong; the message lists every bad variable. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+
+  /** One line per bad variable: `NAME: what is wrong`. */
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
 }
 
 /**
@@ -15,6 +20,5 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.Process
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(cleaned);
   if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
-  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
 }

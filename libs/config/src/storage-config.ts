@@ -9,11 +9,9 @@ type StorageEnv = z.infer<typeof storageSchema>;
 /** Turns the flat STORAGE_* / S3_* variables into the object-store configuration. */
 export function storageConfigFromEnv(env: StorageEnv): ObjectStoreConfig {
   if (env.STORAGE_KIND === 'local') return { kind: 'local', root: env.STORAGE_ROOT };
-  if (!env.S3_BUCKET) throw new ConfigError('invalid configuration:\n  S3_BUCKET: required when STORAGE_KIND=s3');
+  if (!env.S3_BUCKET) throw new ConfigError(['S3_BUCKET: required when STORAGE_KIND=s3']);
   if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
-    throw new ConfigError(
-      'invalid configuration:\n  S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY: set both or neither (neither uses the default AWS credential chain)',
-    );
+    throw new ConfigError(['S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY: set both or neither (neither uses the default AWS credential chain)']);
   }
   return {
     kind: 's3',
