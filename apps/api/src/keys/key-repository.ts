@@ -1,6 +1,15 @@
-import { newId, type ApiKeyModel as ApiKey, type Db, type ProjectModel as Project } from '@moco/db';
+import { apiKeyUsable, newId, type ApiKeyModel as ApiKey, type Db, type ProjectModel as Project } from '@moco/db';
 
 export type KeyRepository = ReturnType<typeof createKeyRepository>;
+
+/** What a new key row needs; the secret itself is never stored. */
+export interface NewKey {
+  projectId: string;
+  name: string;
+  role: string;
+  secretHash: string;
+  prefix: string;
+}
 
 export function createKeyRepository(db: Db) {
   return {
@@ -8,8 +17,25 @@ export function createKeyRepository(db: Db) {
       return db.apiKey.findUnique({ where: { secretHash } });
     },
 
+    findById(id: string): Promise<ApiKey | null> {
+      return db.apiKey.findUnique({ where: { id } });
+    },
+
+    /** Newest first; `take` rows with id below `after`. */
+    list(projectId: string | undefined, after: string | undefined, take: number): Promise<ApiKey[]> {
+      return db.apiKey.findMany({
+        where: { ...(projectId !== undefined && { projectId }), ...(after !== undefined && { id: { lt: after } }) },
+        orderBy: { id: 'desc' },
+        take,
+      });
+    },
+
     async touch(keyId: string, at: Date): Promise<void> {
       await db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: at } });
+    },
+
+    findProject(id: string): Promise<Project | null> {
+      return db.project.findUnique({ where: { id } });
     },
 
     /** The oldest project of that name, created when there is none. */
@@ -18,8 +44,35 @@ export function createKeyRepository(db: Db) {
       return found ?? db.project.create({ data: { id: newId('proj'), name } });
     },
 
-    insertKey(key: { projectId: string; name: string; role: string; secretHash: string; prefix: string }): Promise<ApiKey> {
+    insertKey(key: NewKey): Promise<ApiKey> {
       return db.apiKey.create({ data: { id: newId('key'), ...key } });
+    },
+
+    /** Sets revoked_at unless it is set already (the first revocation's time stays); false: no such key. */
+    async revoke(id: string, at: Date): Promise<boolean> {
+      await db.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: at } });
+      return (await db.apiKey.count({ where: { id } })) > 0;
+    },
+
+    /**
+     * Inserts the replacement and retires `oldId` in one transaction: revoked at `at`, or expiring at
+     * `expiresAt` (or at the expiry it already had, when sooner). Null when the old key is missing or
+     * no longer usable: nothing is inserted then.
+     */
+    rotate(oldId: string, replacement: NewKey, at: Date, expiresAt: Date | null): Promise<{ created: ApiKey; previous: ApiKey } | null> {
+      return db.$transaction(async (tx) => {
+        const old = await tx.apiKey.findUnique({ where: { id: oldId } });
+        if (!old || !apiKeyUsable(old, at)) return null;
+        const until = expiresAt && old.expiresAt && old.expiresAt < expiresAt ? old.expiresAt : expiresAt;
+        // Guarded by the values just read: of two concurrent rotations, the second matches nothing.
+        const retired = await tx.apiKey.updateMany({
+          where: { id: oldId, revokedAt: null, expiresAt: old.expiresAt },
+          data: until ? { expiresAt: until } : { revokedAt: at },
+        });
+        if (retired.count === 0) return null;
+        const created = await tx.apiKey.create({ data: { id: newId('key'), ...replacement } });
+        return { created, previous: await tx.apiKey.findUniqueOrThrow({ where: { id: oldId } }) };
+      });
     },
   };
 }
