@@ -90,7 +90,8 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
           'Makes a new secret for the same project, name and role (in this answer only) and retires the old key: revoked at once, ' +
           'or after `grace_period_s` (its `expires_at`), so clients can switch over. A revoked or expired key is 409 `key_revoked`.',
         params: IdParams,
-        body: RotateApiKeyRequest.optional(),
+        // Fastify hands a request without a body over as null.
+        body: RotateApiKeyRequest.nullish(),
         response: { 201: RotatedApiKey, 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
