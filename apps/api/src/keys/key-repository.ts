@@ -1,4 +1,4 @@
-import { apiKeyUsable, newId, type ApiKeyModel as ApiKey, type Db, type ProjectModel as Project } from '@moco/db';
+import { newId, type ApiKeyModel as ApiKey, type Db, type ProjectModel as Project } from '@moco/db';
 
 export type KeyRepository = ReturnType<typeof createKeyRepository>;
 
@@ -56,18 +56,14 @@ export function createKeyRepository(db: Db) {
 
     /**
      * Inserts the replacement and retires `oldId` in one transaction: revoked at `at`, or expiring at
-     * `expiresAt` (or at the expiry it already had, when sooner). Null when the old key is missing or
-     * no longer usable: nothing is inserted then.
+     * `expiresAt`. Null when the old key is revoked or already rotated (it has an expiry): nothing is
+     * inserted then, so of concurrent rotations one wins.
      */
     rotate(oldId: string, replacement: NewKey, at: Date, expiresAt: Date | null): Promise<{ created: ApiKey; previous: ApiKey } | null> {
       return db.$transaction(async (tx) => {
-        const old = await tx.apiKey.findUnique({ where: { id: oldId } });
-        if (!old || !apiKeyUsable(old, at)) return null;
-        const until = expiresAt && old.expiresAt && old.expiresAt < expiresAt ? old.expiresAt : expiresAt;
-        // Guarded by the values just read: of two concurrent rotations, the second matches nothing.
         const retired = await tx.apiKey.updateMany({
-          where: { id: oldId, revokedAt: null, expiresAt: old.expiresAt },
-          data: until ? { expiresAt: until } : { revokedAt: at },
+          where: { id: oldId, revokedAt: null, expiresAt: null },
+          data: expiresAt ? { expiresAt } : { revokedAt: at },
         });
         if (retired.count === 0) return null;
         const created = await tx.apiKey.create({ data: { id: newId('key'), ...replacement } });

@@ -99,7 +99,7 @@ export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
       const now = new Date();
       const { secret, row } = newSecret({ projectId: old.projectId, name: old.name, role: roleOf(old.role) });
       const rotated = await repo.rotate(id, row, now, gracePeriodS > 0 ? new Date(now.getTime() + gracePeriodS * 1000) : null);
-      if (!rotated) throw new ApiError(409, 'key_revoked', `API key ${id} is revoked or expired: create a new one instead`);
+      if (!rotated) throw new ApiError(409, 'key_revoked', `API key ${id} is revoked or was rotated already: rotate its replacement`);
       return { ...toApiKey(rotated.created), key: secret, previous: toApiKey(rotated.previous) };
     },
 

@@ -88,7 +88,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
         summary: 'Rotate an API key',
         description:
           'Makes a new secret for the same project, name and role (in this answer only) and retires the old key: revoked at once, ' +
-          'or after `grace_period_s` (its `expires_at`), so clients can switch over. A revoked or expired key is 409 `key_revoked`.',
+          'or after `grace_period_s` (its `expires_at`), so clients can switch over. A key revoked or rotated already is 409 `key_revoked`.',
         params: IdParams,
         // Fastify hands a request without a body over as null.
         body: RotateApiKeyRequest.nullish(),

@@ -106,6 +106,8 @@ describe('API key management', () => {
     expect(Date.parse(rotated.body.previous.expires_at) - Date.now()).toBeGreaterThan(3500_000);
     expect(await works(frank.key)).toBe(true);
     expect(await works(rotated.body.key)).toBe(true);
+    // Rotated once is enough: the replacement is what to rotate next.
+    expect((await call(admin, `/v1/admin/keys/${frank.key_id}/rotate`, 'POST')).status).toBe(409);
 
     // The grace period ends (moved into the past rather than waited for): the old key is refused.
     await t.current.db.apiKey.update({ where: { id: frank.key_id }, data: { expiresAt: new Date(Date.now() - 1000) } });
@@ -119,5 +121,16 @@ describe('API key management', () => {
     const results = await Promise.all([0, 3600, 0, 60].map((g) => call(admin, `/v1/admin/keys/${gina.key_id}/rotate`, 'POST', { grace_period_s: g })));
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
     expect(await t.current.db.apiKey.count({ where: { projectId: gina.project_id } })).toBe(2);
+  });
+
+  it('are documented in the OpenAPI document with their schemas', async () => {
+    const doc = (await t.current.app.inject({ url: '/docs/json' })).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/admin/keys', '/v1/admin/keys/{id}/revoke', '/v1/admin/keys/{id}/rotate']));
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['ApiKey', 'ApiKeyPage', 'CreateApiKeyRequest', 'CreatedApiKey', 'RotateApiKeyRequest', 'RotatedApiKey']),
+    );
+    expect(doc.paths['/v1/admin/keys'].post.responses).toHaveProperty('201');
+    expect(doc.paths['/v1/jobs'].post.responses).toHaveProperty('429');
+    expect(doc.info.description).toMatch(/429 `rate_limited` with `Retry-After`/);
   });
 });
