@@ -32,7 +32,10 @@ export interface MocoClientOptions {
   apiKey: string;
   /** Per request attempt, ms (default 60 s; uploads and streams are not timed out). */
   timeoutMs?: number;
-  /** Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an idempotency key. */
+  /**
+   * Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an
+   * idempotency key. A 429 is retried for any request that can be sent again, after its Retry-After.
+   */
   maxRetries?: number;
   retryDelayMs?: number;
   /** host:port of an embedder, for `embeddings.embed` over gRPC. */

@@ -53,7 +53,7 @@ async function budget(
   const check = limiter!;
   return async (request, reply) => {
     // Limits protect the service but must not take it down: while Redis is away (ioredis would hold
-    // the command in its offline queue) requests go through, as job creation still does.
+    // the command in its offline queue) requests go through unlimited, as Postgres still serves them.
     if (opts.redis && opts.redis.status !== 'ready') return;
     let state: Awaited<ReturnType<Limiter>>;
     try {
