@@ -44,12 +44,21 @@ async function serve(): Promise<void> {
   const database = await createTestDatabase();
   const root = await mkdtemp(path.join(os.tmpdir(), 'moco-bench-api-'));
   const prefix = `bench-api-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig(ApiEnv, { DATABASE_URL: database.url, QUEUE_PREFIX: prefix, STORAGE_ROOT: root, LOG_LEVEL: 'warn' });
+  // Limits counted in Redis as in production, but too high to refuse any of the benchmark's requests.
+  const unlimited = String(1e9);
+  const config = loadConfig(ApiEnv, {
+    DATABASE_URL: database.url,
+    QUEUE_PREFIX: prefix,
+    STORAGE_ROOT: root,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_MAX: unlimited,
+    RATE_LIMIT_EXPENSIVE_MAX: unlimited,
+  });
   const logger = pino({ level: 'warn' });
   const db = createDb(database.url, { maxConnections: POOL_SIZE });
   const redis = createRedis(config.REDIS_URL);
   const queue = createTrainingQueue(redis, prefix);
-  const app = await buildApp({ db, queue, config, logger, store: createObjectStore({ kind: 'local', root }) });
+  const app = await buildApp({ db, queue, config, logger, redis, store: createObjectStore({ kind: 'local', root }) });
   const created = await createKeyService(createKeyRepository(db), logger).createKey({ projectName: 'bench', role: 'member', name: 'bench' });
   const dataset = await insertDataset(db, created.project_id);
 

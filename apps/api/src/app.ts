@@ -1,6 +1,6 @@
 import { dashboard } from '@moco/dashboard';
 import type { Db } from '@moco/db';
-import type { TrainingQueue } from '@moco/queue';
+import type { createRedis, TrainingQueue } from '@moco/queue';
 import type { EmbeddingClient } from '@moco/models';
 import type { ObjectStore } from '@moco/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -22,6 +22,7 @@ import { requireApiKey } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
+import { createRateLimits, limitByKey } from './plugins/rate-limit.js';
 import { echoRequestId, genReqId } from './plugins/request-id.js';
 import adminRoutes from './routes/admin/index.js';
 import datasetRoutes from './routes/datasets/index.js';
@@ -37,6 +38,8 @@ export interface AppDeps {
   config: ApiConfig;
   /** gRPC client of an embedder, for POST /v1/embeddings; null answers 503. */
   embedder?: EmbeddingClient | null;
+  /** Where rate limits are counted, shared by every replica; without it each process counts alone. */
+  redis?: ReturnType<typeof createRedis>;
 }
 
 /**
@@ -66,11 +69,13 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   await app.register(dashboard, { prefix: '/admin' });
   await app.register(
     async (v1) => {
-      requireApiKey(v1, keys);
+      const limits = await createRateLimits(v1, { redis: deps.redis, config });
+      requireApiKey(v1, keys, limits.unauthenticated);
+      limitByKey(v1, limits);
       await v1.register(datasetRoutes, { prefix: '/datasets', datasets });
       await v1.register(jobRoutes, { prefix: '/jobs', jobs, streams });
       await v1.register(modelRoutes, { models });
-      await v1.register(adminRoutes, { prefix: '/admin', admin: createAdminService({ db, queue }) });
+      await v1.register(adminRoutes, { prefix: '/admin', admin: createAdminService({ db, queue }), keys });
     },
     { prefix: '/v1' },
   );

@@ -21,7 +21,7 @@ const queue = createTrainingQueue(redis, config.QUEUE_PREFIX);
 queue.on('error', (err) => logger.warn({ err }, 'redis error'));
 const store = createObjectStore(storageConfigFromEnv(config));
 const embedder = config.EMBEDDER_URL ? createEmbeddingClient(config.EMBEDDER_URL) : null;
-const app = await buildApp({ db, store, queue, config, logger, embedder });
+const app = await buildApp({ db, store, queue, config, logger, embedder, redis });
 
 // Stop accepting, let in-flight requests finish (10 s at most), then close the pools.
 onShutdown(logger, 10_000, async () => {

@@ -57,6 +57,14 @@ export const apiEnv = {
   MAX_DATASET_BYTES: positiveInt(2 * 1024 ** 3),
   /** Where uploads are spooled while they are validated (default: the OS temp folder). */
   UPLOAD_TEMP_DIR: z.string().min(1).optional(),
+  /** Rate limits, counted in Redis so that every API replica shares them: the window they refill after... */
+  RATE_LIMIT_WINDOW_S: positiveInt(60),
+  /** ...requests per window per API key, on every /v1 route... */
+  RATE_LIMIT_MAX: positiveInt(600),
+  /** ...of which dataset uploads and job creations (each) per key: they cost far more than reads... */
+  RATE_LIMIT_EXPENSIVE_MAX: positiveInt(30),
+  /** ...and requests without a valid key per client address (an unauthenticated flood, key guessing). */
+  RATE_LIMIT_UNAUTHENTICATED_MAX: positiveInt(60),
 };
 
 export const workerEnv = {

@@ -14,6 +14,8 @@ export const API_ERROR_CODES = [
   'unsupported_media_type',
   'idempotency_conflict',
   'job_finished',
+  'key_revoked',
+  'rate_limited',
   'embedder_unavailable',
   'deadline_exceeded',
   'queue_unavailable',

@@ -4,3 +4,11 @@ import { createHash } from 'node:crypto';
 export function hashApiKey(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
+
+/**
+ * Whether a key still opens the API: not revoked, and not past the expiry a rotation with a grace
+ * period gave it. Every service that checks keys should ask this, not look at revoked_at alone.
+ */
+export function apiKeyUsable(key: { revokedAt: Date | null; expiresAt: Date | null }, now = new Date()): boolean {
+  return key.revokedAt === null && (key.expiresAt === null || key.expiresAt > now);
+}

@@ -4,7 +4,10 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import type {
+  ApiKey,
   Checkpoint,
+  CreateApiKeyRequest,
+  CreatedApiKey,
   CreateJobRequest,
   Dataset,
   EmbeddingsRequest,
@@ -17,6 +20,7 @@ import type {
   Page,
   PromoteModelRequest,
   RegisterDatasetRequest,
+  RotatedApiKey,
 } from '@moco/contracts';
 import { isTerminalEvent, isTerminalStatus, jobStream, type JobStreamItem } from './event-stream.js';
 import { GrpcEmbedder, type EmbedOptions, type Embeddings } from './grpc-embedder.js';
@@ -28,7 +32,10 @@ export interface MocoClientOptions {
   apiKey: string;
   /** Per request attempt, ms (default 60 s; uploads and streams are not timed out). */
   timeoutMs?: number;
-  /** Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an idempotency key. */
+  /**
+   * Retries after network errors, 5xx and 429 (default 3). Creates are safe to retry: they carry an
+   * idempotency key. A 429 is retried for any request that can be sent again, after its Retry-After.
+   */
   maxRetries?: number;
   retryDelayMs?: number;
   /** host:port of an embedder, for `embeddings.embed` over gRPC. */
@@ -169,6 +176,31 @@ export class MocoClient {
     /** The REST mirror (POST /v1/embeddings): images as base64 in JSON; for callers without gRPC. */
     create: (req: EmbeddingsRequest, opts: Call = {}) =>
       this.http.json<EmbeddingsResponse>('/v1/embeddings', { method: 'POST', json: req, retry: true, signal: opts.signal }),
+  };
+
+  /** Operator routes: they need an admin key (others get 403 `forbidden`). */
+  readonly admin = {
+    keys: {
+      /** The answer holds the secret, the only time it is shown. Not retried (but on 429): a retry would make a second key. */
+      create: (req: CreateApiKeyRequest, opts: Call = {}) =>
+        this.http.json<CreatedApiKey>('/v1/admin/keys', { method: 'POST', json: req, signal: opts.signal }),
+      /** Newest first; prefixes only, never secrets. */
+      list: (opts: Call & { projectId?: string; pageSize?: number } = {}) =>
+        paginate<ApiKey>(this.http, '/v1/admin/keys', { project_id: opts.projectId, limit: opts.pageSize }, opts.signal),
+      /** Revoking is idempotent, so it is retried like a read. */
+      revoke: (id: string, opts: Call = {}) =>
+        this.http.json<ApiKey>(`/v1/admin/keys/${encodeURIComponent(id)}/revoke`, { method: 'POST', retry: true, signal: opts.signal }),
+      /**
+       * A new secret for the key's project, name and role; the old key is revoked, or expires after
+       * `gracePeriodS`. Not retried (but on 429): a retry after a lost answer would find the old key revoked.
+       */
+      rotate: (id: string, opts: Call & { gracePeriodS?: number } = {}) =>
+        this.http.json<RotatedApiKey>(`/v1/admin/keys/${encodeURIComponent(id)}/rotate`, {
+          method: 'POST',
+          json: { grace_period_s: opts.gracePeriodS ?? 0 },
+          signal: opts.signal,
+        }),
+    },
   };
 
   /** Closes the gRPC channel, if one was opened. */

@@ -57,8 +57,11 @@ export class Http {
         continue;
       }
       if (res.ok) return res;
-      const retriable = res.status >= 500 || res.status === 429;
-      if (retriable && attempt < attempts) {
+      // A 429 was refused before it did anything, so even a request not safe to repeat is retried,
+      // if it can be sent again: JSON or no body, or a raw body the caller made retriable.
+      const resendable = options.json !== undefined || options.body === undefined || retry;
+      const retriable = res.status === 429 ? resendable && attempt <= this.opts.maxRetries : res.status >= 500 && attempt < attempts;
+      if (retriable) {
         await res.body?.cancel();
         await this.backoff(attempt, options.signal, Number(res.headers.get('retry-after')) * 1000 || 0);
         continue;

@@ -24,7 +24,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         version: '1.0.0',
         description:
           'Self-supervised MoCo training as a service. Errors are `{"error": {"code", "message", "param"}}`; ' +
-          'lists are `{data, has_more, next_cursor}` (pass next_cursor as ?after=).',
+          'lists are `{data, has_more, next_cursor}` (pass next_cursor as ?after=). ' +
+          'Requests are rate limited per API key (uploads and job creations also by a smaller budget; requests without a ' +
+          'valid key per address): past the limit the answer is 429 `rate_limited` with `Retry-After` in seconds; ' +
+          '`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` tell the key\'s budget.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API key, mk_...' } } },
       security: [{ bearer: [] }],

@@ -32,9 +32,10 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
         summary: 'Upload or register a dataset',
         description: UPLOAD_DESCRIPTION,
         querystring: UploadDatasetQuery,
-        response: { 201: Dataset, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+        response: { 201: Dataset, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 429: ErrorBody },
       },
       config: {
+        expensive: true,
         openapiBody: {
           'application/octet-stream': { type: 'string', format: 'binary', description: 'the dataset file' },
           'application/json': z.toJSONSchema(RegisterDatasetRequest, { io: 'input' }),

@@ -43,8 +43,9 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
           'a different body with the same key is 409 `idempotency_conflict`.',
         body: CreateJobRequest,
         headers: z.looseObject({ 'idempotency-key': z.string().min(1).max(255).optional() }),
-        response: { 200: Job, 201: Job, 400: ErrorBody, 409: ErrorBody },
+        response: { 200: Job, 201: Job, 400: ErrorBody, 409: ErrorBody, 429: ErrorBody },
       },
+      config: { expensive: true },
     },
     async (request, reply) => {
       const { job, replayed } = await jobs.create(request.principal, request.body, request.headers['idempotency-key']);
