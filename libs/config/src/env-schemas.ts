@@ -82,6 +82,10 @@ export const embedderEnv = {
   EMBED_MAX_IMAGES: positiveInt(256),
   EMBED_MAX_MESSAGE_BYTES: positiveInt(64 * 1024 ** 2),
   EMBED_MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
+  /** Decoded pixels (from the image headers) one request may ask for; more is RESOURCE_EXHAUSTED. */
+  EMBED_MAX_REQUEST_PIXELS: positiveInt(64 * 1024 ** 2),
+  /** Decoded pixels of all requests at once: beyond, requests wait their turn to decode (bounds decode memory). */
+  EMBED_MAX_DECODING_PIXELS: positiveInt(128 * 1024 ** 2),
   /** Models held in memory (least recently used ones are dropped). */
   EMBED_MAX_MODELS: positiveInt(4),
   /** Aliases are re-read this often besides on Postgres notifications (which a lost connection misses). */

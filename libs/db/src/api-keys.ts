@@ -4,3 +4,9 @@ import { createHash } from 'node:crypto';
 export function hashApiKey(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
+
+/**
+ * Postgres NOTIFY channel: a trigger on api_keys sends a key's secret_hash when it is revoked, rotated
+ * or deleted, so caches of key lookups (the embedder's) drop it at once.
+ */
+export const API_KEY_CHANGES_CHANNEL = 'moco_api_keys';
