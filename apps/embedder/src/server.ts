@@ -24,9 +24,10 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ApiKeyAuth } from './auth.js';
 import { MicroBatcher, type BatchStats } from './batcher.js';
-import { toServiceError } from './errors.js';
+import { shortDetails, toServiceError } from './errors.js';
 import { ForwardThread } from './forward-thread.js';
 import { ModelRegistry } from './model-registry.js';
+import { parsed, withTolerantDecoding } from './unparsable.js';
 import { DecodeBudget } from './decode-budget.js';
 import { checkFiniteVectors, imageCount, preprocess } from './preprocess.js';
 
@@ -111,7 +112,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       auth
         .projectOf(call.metadata)
-        .then((projectId) => work(projectId, call.request, contextOf(call)))
+        .then((projectId) => work(projectId, parsed(call.request), contextOf(call)))
         .then(
           (response) => callback(null, response),
           (error) => callback(toServiceError(error, logUnexpected)),
@@ -126,7 +127,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
       if (failed) return;
       failed = true;
       const status = toServiceError(error, logUnexpected);
-      call.emit('error', { ...status, details: label ? `${label}: ${status.details}` : status.details });
+      call.emit('error', { ...status, details: shortDetails(label ? `${label}: ${status.details}` : status.details!) });
     };
     const project = auth.projectOf(call.metadata);
     // Authentication fails the call even when no message ever comes, and before the end could say OK.
@@ -139,7 +140,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
       if (failed) return;
       const index = received++;
       if (++inFlight >= STREAM_WINDOW) call.pause();
-      const result = project.then((projectId) => embed(projectId, request, context));
+      const result = project.then((projectId) => embed(projectId, parsed(request), context));
       result.catch(() => {}); // handled below, in order
       tail = tail.then(async () => {
         try {
@@ -155,7 +156,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
 
   const pkg = loadEmbeddingProto([healthProtoPath]);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': config.EMBED_MAX_MESSAGE_BYTES });
-  server.addService(embeddingServiceDefinition(pkg), {
+  server.addService(withTolerantDecoding(embeddingServiceDefinition(pkg)), {
     Embed: unary(embed),
     EmbedStream: embedStream,
     ListModels: unary(async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
