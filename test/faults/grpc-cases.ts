@@ -235,9 +235,9 @@ function tensorInput(rng: Rng, f: Fixtures): Input {
   }
 }
 
-/** Bytes that protobuf cannot decode as an EmbedRequest (wire type 7; a field longer than the message). */
+/** Bytes that protobuf cannot decode as an EmbedRequest (an unknown field of wire type 7; a field longer than the message). */
 function unparsable(rng: Rng): Buffer {
-  return pick(rng, [Buffer.from([0x0f, ...randomBytes(rng, rng.int(20))]), Buffer.from([0x1a, 0xff, 0x01, ...randomBytes(rng, rng.int(100))])]);
+  return pick(rng, [Buffer.from([0x7f, ...randomBytes(rng, rng.int(20))]), Buffer.from([0x1a, 0xff, 0x01, ...randomBytes(rng, rng.int(100))])]);
 }
 
 /** One Embed request for a valid key of `project`, and its right answer: count, then model, then content. */
