@@ -1,4 +1,4 @@
-import { cp, mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,10 @@ describe('migrate', () => {
 
   it('applies each migration once, even when two migrators race', async () => {
     const [a, b] = await Promise.all([migrate(db.url, dir), migrate(db.url, dir)]);
-    expect([...a, ...b]).toEqual(['20261128120000_init']);
+    // Every migration of the repository, each applied by one of the two.
+    const all = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    expect(all[0]).toBe('20261128120000_init');
+    expect([...a, ...b].sort()).toEqual(all);
     expect(await migrate(db.url, dir)).toEqual([]);
   });
 
