@@ -24,12 +24,12 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ApiKeyAuth } from './auth.js';
 import { MicroBatcher, type BatchStats } from './batcher.js';
+import { DecodeBudget } from './decode-budget.js';
 import { shortDetails, toServiceError } from './errors.js';
 import { ForwardThread } from './forward-thread.js';
 import { ModelRegistry } from './model-registry.js';
-import { parsed, withTolerantDecoding } from './unparsable.js';
-import { DecodeBudget } from './decode-budget.js';
 import { checkFiniteVectors, imageCount, preprocess } from './preprocess.js';
+import { parsed, withTolerantDecoding } from './unparsable.js';
 
 export type EmbedderConfig = z.infer<z.ZodObject<typeof embedderEnv>>;
 

@@ -90,7 +90,7 @@ export const embedderEnv = {
   EMBED_MAX_MODELS: positiveInt(4),
   /** Aliases are re-read this often besides on Postgres notifications (which a lost connection misses). */
   EMBED_POLL_INTERVAL_S: positiveInt(30),
-  /** How long an API key lookup is reused (a revoked key keeps working up to this long). */
+  /** How long an API key lookup is reused; a revocation ends it at once (Postgres NOTIFY from an api_keys trigger). */
   EMBED_KEY_CACHE_S: positiveInt(60),
   /** On SIGTERM: health says NOT_SERVING this long before new calls are refused, then in-flight ones drain. */
   EMBED_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
