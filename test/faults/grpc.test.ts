@@ -216,6 +216,7 @@ describe('gRPC embedder faults', () => {
   }, 60_000);
 
   it(`survives ${CALLS} seeded random calls with a clean status each`, async () => {
+    console.log(`gRPC fault run: GRPC_FAULT_SEED=${SEED} GRPC_FAULT_CALLS=${CALLS}`);
     const rng = new Rng(SEED);
     const codes: Record<string, number> = {};
     const problems: string[] = [];
