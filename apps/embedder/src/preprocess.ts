@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
-import { decodeImage, DatasetError } from '@moco/data';
+import { decodeImage, DatasetError, readImageSize } from '@moco/data';
 import type { CheckpointTransform, EmbedRequest } from '@moco/models';
+import type { DecodeBudget } from './decode-budget.js';
 import { EmbedError } from './errors.js';
 
 const invalid = (message: string) => new EmbedError(status.INVALID_ARGUMENT, message);
@@ -37,26 +38,52 @@ export type ModelInput =
 export async function preprocess(
   request: EmbedRequest,
   transform: CheckpointTransform,
-  opts: { maxPixels: number },
+  opts: { maxPixels: number; budget: DecodeBudget },
 ): Promise<ModelInput> {
   const { size, channels } = transform;
   if (request.tensor) return fromTensor(request.tensor, transform);
   const images = request.images ?? [];
-  const imageBytes = size * size * channels;
-  const pixels = new Uint8Array(images.length * imageBytes);
-  await Promise.all(
-    images.map(async (bytes, i) => {
-      try {
-        const decoded = await decodeImage(bytes, `images[${i}]`, { size: { height: size, width: size }, channels, maxPixels: opts.maxPixels });
-        pixels.set(decoded.data, i * imageBytes);
-      } catch (error) {
-        if (!(error instanceof DatasetError)) throw error;
-        const code = error.code === 'too_large' ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
-        throw new EmbedError(code, `images[${i}] cannot be decoded: ${error.message}`);
-      }
-    }),
-  );
-  return { kind: 'pixels', count: images.length, data: pixels };
+  // Headers first: what decoding would cost is refused or waited for before any pixel is decoded.
+  const sizes = await Promise.all(images.map((bytes, i) => decoding(i, () => readImageSize(bytes, `images[${i}]`))));
+  const release = await opts.budget.reserve(sizes.reduce((sum, s) => sum + s.width * s.height, 0));
+  try {
+    const imageBytes = size * size * channels;
+    const pixels = new Uint8Array(images.length * imageBytes);
+    await Promise.all(
+      images.map((bytes, i) =>
+        decoding(i, async () => {
+          const decoded = await decodeImage(bytes, `images[${i}]`, { size: { height: size, width: size }, channels, maxPixels: opts.maxPixels });
+          pixels.set(decoded.data, i * imageBytes);
+        }),
+      ),
+    );
+    return { kind: 'pixels', count: images.length, data: pixels };
+  } finally {
+    release();
+  }
+}
+
+/** Runs a step on images[i], turning what libs/data says of the image into the caller's status. */
+async function decoding<T>(i: number, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof DatasetError)) throw error;
+    const code = error.code === 'too_large' ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
+    throw new EmbedError(code, `images[${i}] cannot be decoded: ${error.message}`);
+  }
+}
+
+/**
+ * Refuses a response with a non-finite value: finite inputs far out of range (a preprocessed tensor of
+ * -3e38) overflow in the model. The caller's mistake when it sent a tensor; ours for decoded images.
+ */
+export function checkFiniteVectors(vectors: Float32Array, dim: number, request: EmbedRequest): void {
+  const bad = vectors.findIndex((v) => !Number.isFinite(v));
+  if (bad < 0) return;
+  const image = Math.floor(bad / dim);
+  if (!request.tensor) throw new Error(`the model gave a non-finite vector for images[${image}]`);
+  throw invalid(`tensor.data: image ${image} gives a non-finite vector; its values are out of range for the model`);
 }
 
 function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: CheckpointTransform): ModelInput {
@@ -71,6 +98,8 @@ function fromTensor(tensor: NonNullable<EmbedRequest['tensor']>, transform: Chec
   }
   // A copy: the received buffer need not be 4-byte aligned.
   const values = new Float32Array(new Uint8Array(tensor.data).buffer);
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw invalid(`tensor.data: image ${Math.floor(bad / (h * w * c))} holds a non-finite value (${values[bad]}) at index ${bad}`);
   const atSize = h === transform.size && w === transform.size;
   if (!tensor.preprocessed) return atSize ? { kind: 'pixels', count: n, data: values } : { kind: 'resize', count: n, data: values, height: h, width: w };
   if (!atSize) throw invalid(`a preprocessed tensor must be ${transform.size}x${transform.size}, got ${h}x${w}`);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { embedderEnv } from '@moco/config';
-import type { Db } from '@moco/db';
+import { API_KEY_CHANGES_CHANNEL, listen, type Db } from '@moco/db';
 import {
   EMBEDDING_SERVICE,
   embeddingServiceDefinition,
@@ -24,10 +24,12 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ApiKeyAuth } from './auth.js';
 import { MicroBatcher, type BatchStats } from './batcher.js';
-import { toServiceError } from './errors.js';
+import { DecodeBudget } from './decode-budget.js';
+import { shortDetails, toServiceError } from './errors.js';
 import { ForwardThread } from './forward-thread.js';
 import { ModelRegistry } from './model-registry.js';
-import { imageCount, preprocess } from './preprocess.js';
+import { checkFiniteVectors, imageCount, preprocess } from './preprocess.js';
+import { parsed, withTolerantDecoding } from './unparsable.js';
 
 export type EmbedderConfig = z.infer<z.ZodObject<typeof embedderEnv>>;
 
@@ -75,6 +77,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
   const registry = new ModelRegistry({ db, store: deps.store, forward, maxModels: config.EMBED_MAX_MODELS, log });
   const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS }, (pass) => forward.embed(pass));
   const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);
+  const decodeBudget = new DecodeBudget({ perRequest: config.EMBED_MAX_REQUEST_PIXELS, inFlight: config.EMBED_MAX_DECODING_PIXELS });
   const logUnexpected = (error: unknown) => log.error({ err: error }, 'request failed');
 
   async function embed(projectId: string, request: EmbedRequest, call: CallContext): Promise<EmbedResponse> {
@@ -85,8 +88,9 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
       const output = request.output === 'OUTPUT_HEAD' ? 'head' : 'backbone';
       const normalize = request.normalize === true;
       const key = `${handle}/${output}/${normalize}`;
-      const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS });
+      const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS, budget: decodeBudget });
       const { data, dim } = await batcher.submit({ key, handle, output, normalize, transform: model.transform, input, ...call });
+      checkFiniteVectors(data, dim, request);
       return {
         vectors: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
         count,
@@ -108,7 +112,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       auth
         .projectOf(call.metadata)
-        .then((projectId) => work(projectId, call.request, contextOf(call)))
+        .then((projectId) => work(projectId, parsed(call.request), contextOf(call)))
         .then(
           (response) => callback(null, response),
           (error) => callback(toServiceError(error, logUnexpected)),
@@ -116,26 +120,33 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     };
 
   function embedStream(call: grpc.ServerDuplexStream<EmbedRequest, EmbedResponse>): void {
-    const project = auth.projectOf(call.metadata);
     const context = contextOf(call);
-    // Responses go out in request order; requests are worked on concurrently up to STREAM_WINDOW.
-    let tail = Promise.resolve();
-    let inFlight = 0;
     let failed = false;
+    // The first failure ends the call with its status; later ones (and the end) are ignored.
+    const fail = (error: unknown, label?: string) => {
+      if (failed) return;
+      failed = true;
+      const status = toServiceError(error, logUnexpected);
+      call.emit('error', { ...status, details: shortDetails(label ? `${label}: ${status.details}` : status.details!) });
+    };
+    const project = auth.projectOf(call.metadata);
+    // Authentication fails the call even when no message ever comes, and before the end could say OK.
+    project.catch((error: unknown) => fail(error));
+    // Responses go out in request order; requests are worked on concurrently up to STREAM_WINDOW.
+    let tail: Promise<unknown> = project.catch(() => {});
+    let inFlight = 0;
     let received = 0;
     call.on('data', (request: EmbedRequest) => {
       if (failed) return;
       const index = received++;
       if (++inFlight >= STREAM_WINDOW) call.pause();
-      const result = project.then((projectId) => embed(projectId, request, context));
+      const result = project.then((projectId) => embed(projectId, parsed(request), context));
       result.catch(() => {}); // handled below, in order
       tail = tail.then(async () => {
         try {
           if (!failed) call.write(await result);
         } catch (error) {
-          failed = true;
-          const status = toServiceError(error, logUnexpected);
-          call.emit('error', { ...status, details: `request ${request.requestId || `#${index}`}: ${status.details}` });
+          fail(error, `request ${request.requestId || `#${index}`}`);
         }
         if (--inFlight < STREAM_WINDOW) call.resume();
       });
@@ -145,7 +156,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
 
   const pkg = loadEmbeddingProto([healthProtoPath]);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': config.EMBED_MAX_MESSAGE_BYTES });
-  server.addService(embeddingServiceDefinition(pkg), {
+  server.addService(withTolerantDecoding(embeddingServiceDefinition(pkg)), {
     Embed: unary(embed),
     EmbedStream: embedStream,
     ListModels: unary(async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
@@ -157,11 +168,20 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
   health.addToServer(server);
   new ReflectionService(pkg).addToServer(server);
 
-  const listener = listenModelUpdates(deps.databaseUrl, {
+  const modelListener = listenModelUpdates(deps.databaseUrl, {
     onUpdate: (u) => void registry.refreshAlias(u.projectId, u.alias),
     onConnect: () => void registry.refreshAll(),
     onError: (error) => log.warn({ err: error }, 'model update listener lost its connection; reconnecting'),
   });
+  const keyListener = listen(deps.databaseUrl, API_KEY_CHANGES_CHANNEL, {
+    onNotification: (secretHash) => auth.forget(secretHash),
+    onConnect: () => auth.watching(true),
+    onError: (error) => {
+      auth.watching(false);
+      log.warn({ err: error }, 'API key change listener lost its connection; keys are looked up on every call until it is back');
+    },
+  });
+  const listeners = [modelListener, keyListener];
   const poll = setInterval(() => void registry.refreshAll(), config.EMBED_POLL_INTERVAL_S * 1000);
   const host = config.EMBED_HOST.includes(':') ? `[${config.EMBED_HOST}]` : config.EMBED_HOST;
   let port: number;
@@ -172,11 +192,11 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
       ),
     );
     widenFlowControlWindow(server);
-    await listener.ready;
+    await Promise.all(listeners.map((l) => l.ready));
   } catch (error) {
     clearInterval(poll);
     server.forceShutdown();
-    await listener.close();
+    await Promise.all(listeners.map((l) => l.close()));
     await forward.close();
     throw error;
   }
@@ -204,7 +224,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
       });
     });
     clearInterval(poll);
-    await listener.close();
+    await Promise.all(listeners.map((l) => l.close()));
     registry.dispose();
     await forward.close();
     log.info('embedder stopped');

@@ -95,11 +95,15 @@ export const embedderEnv = {
   EMBED_MAX_IMAGES: positiveInt(256),
   EMBED_MAX_MESSAGE_BYTES: positiveInt(64 * 1024 ** 2),
   EMBED_MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
+  /** Decoded pixels (from the image headers) one request may ask for; more is RESOURCE_EXHAUSTED. */
+  EMBED_MAX_REQUEST_PIXELS: positiveInt(64 * 1024 ** 2),
+  /** Decoded pixels of all requests at once: beyond, requests wait their turn to decode (bounds decode memory). */
+  EMBED_MAX_DECODING_PIXELS: positiveInt(128 * 1024 ** 2),
   /** Models held in memory (least recently used ones are dropped). */
   EMBED_MAX_MODELS: positiveInt(4),
   /** Aliases are re-read this often besides on Postgres notifications (which a lost connection misses). */
   EMBED_POLL_INTERVAL_S: positiveInt(30),
-  /** How long an API key lookup is reused (a revoked key keeps working up to this long). */
+  /** How long an API key lookup is reused; a revocation ends it at once (Postgres NOTIFY from an api_keys trigger). */
   EMBED_KEY_CACHE_S: positiveInt(60),
   /** On SIGTERM: health says NOT_SERVING this long before new calls are refused, then in-flight ones drain. */
   EMBED_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),

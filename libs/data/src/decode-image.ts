@@ -31,6 +31,20 @@ export interface ImageSource {
 // sharp decodes on libuv's thread pool, 4 threads by default: more in flight only holds more encoded files in memory.
 const DECODE_CONCURRENCY = 4;
 
+/**
+ * An encoded image's size from its header alone, without decoding it: what decoding it will cost, to be
+ * checked against a budget before any pixel is decoded.
+ */
+export async function readImageSize(input: Uint8Array, file: string): Promise<ImageSize> {
+  try {
+    const { width, height } = await sharp(input).metadata();
+    if (width && height) return { width, height };
+  } catch (err) {
+    throw new DatasetError('unreadable_image', file, errorMessage(err), { cause: err });
+  }
+  throw new DatasetError('unreadable_image', file, 'the image header has no size');
+}
+
 /** Decodes (or converts raw pixels), drops alpha, resizes and converts channels; always uint8 HWC. */
 export async function decodeImage(input: Uint8Array | RawImage, file: string, target: DecodeTarget): Promise<RawImage> {
   const plain = input instanceof Uint8Array ? decodePlainPng(input, target) : undefined;

@@ -12,3 +12,9 @@ export function hashApiKey(secret: string): string {
 export function apiKeyUsable(key: { revokedAt: Date | null; expiresAt: Date | null }, now = new Date()): boolean {
   return key.revokedAt === null && (key.expiresAt === null || key.expiresAt > now);
 }
+
+/**
+ * Postgres NOTIFY channel: a trigger on api_keys sends a key's secret_hash when it is revoked, rotated
+ * or deleted, so caches of key lookups (the embedder's) drop it at once.
+ */
+export const API_KEY_CHANGES_CHANNEL = 'moco_api_keys';

@@ -15,4 +15,5 @@ export { createDatabaseIfMissing, migrate, MIGRATIONS_DIR } from './migrate.js';
 export { createTestDatabase, TEST_SERVER_URL, type TestDatabase } from './test-database.js';
 export { Prisma } from './generated/client.js';
 export type * from './generated/models.js';
-export { apiKeyUsable, hashApiKey } from './api-keys.js';
+export { API_KEY_CHANGES_CHANNEL, apiKeyUsable, hashApiKey } from './api-keys.js';
+export { listen, type Listener, type ListenHandlers } from './listen.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Db, Prisma } from '@moco/db';
+import { hasPrefix, type Db, type Prisma } from '@moco/db';
 import { z } from 'zod';
 
 /** Postgres channel carrying a JSON `ModelUpdate` whenever an alias is set (embedders reload on it). */
@@ -146,16 +146,21 @@ export async function resolveModel(
   db: Db,
   input: { projectId: string; alias?: string; modelId?: string },
 ): Promise<Model> {
+  // Strings that cannot be an id or alias are not looked up: Postgres refuses some of them (NUL bytes).
   if (input.modelId) {
-    const row = await db.checkpoint.findFirst({ where: { id: input.modelId, projectId: input.projectId }, include: { aliases: true } });
+    const row = hasPrefix(input.modelId, 'ckpt')
+      ? await db.checkpoint.findFirst({ where: { id: input.modelId, projectId: input.projectId }, include: { aliases: true } })
+      : null;
     if (!row) throw new ModelError('not_found', `no model ${input.modelId} in this project`, 'model_id');
     return toModel(row);
   }
   const alias = input.alias || DEFAULT_ALIAS;
-  const found = await db.modelAlias.findUnique({
-    where: { projectId_alias: { projectId: input.projectId, alias } },
-    include: { checkpoint: { include: { aliases: true } } },
-  });
+  const found = ALIAS_PATTERN.test(alias)
+    ? await db.modelAlias.findUnique({
+        where: { projectId_alias: { projectId: input.projectId, alias } },
+        include: { checkpoint: { include: { aliases: true } } },
+      })
+    : null;
   if (!found) throw new ModelError('not_found', `no model has the alias "${alias}" in this project`, 'alias');
   return toModel(found.checkpoint);
 }
