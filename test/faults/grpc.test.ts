@@ -158,14 +158,15 @@ describe('gRPC embedder faults', () => {
     await expectServesCorrectly();
   }, 90_000);
 
-  it('refuses a cached API key within a second of its revocation or deletion', async () => {
-    for (const change of ['revoke', 'delete'] as const) {
+  it('refuses a cached API key within a second of its revocation, deletion or expiry by a rotation', async () => {
+    for (const change of ['revoke', 'delete', 'expire'] as const) {
       const { apiKey } = await createProjectWithKey(db);
       const request = { tensor: { shape: [1, 1, 1, 3], data: Buffer.alloc(12) }, modelId: fixtures.projects[0]!.modelId };
       // Cached now (NOT_FOUND: the key is valid, the model is another project's).
       expect(describeResult(await embed(request, apiKey))).toMatch(/^NOT_FOUND/);
       const where = { secretHash: hashApiKey(apiKey) };
       if (change === 'revoke') await db.apiKey.update({ where, data: { revokedAt: new Date() } });
+      else if (change === 'expire') await db.apiKey.update({ where, data: { expiresAt: new Date(Date.now() + 100) } });
       else await db.apiKey.delete({ where });
       const changed = performance.now();
       let result: CallResult;
