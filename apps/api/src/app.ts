@@ -19,9 +19,10 @@ import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
 import { createModelService } from './models/model-service.js';
 import { requireApiKey } from './plugins/auth.js';
-import { registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, answerFrameworkError, registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
+import { refuseUnstorableText } from './plugins/storable-text.js';
 import { echoRequestId, genReqId } from './plugins/request-id.js';
 import adminRoutes from './routes/admin/index.js';
 import datasetRoutes from './routes/datasets/index.js';
@@ -59,6 +60,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.addHook('onClose', () => updates.close());
 
   registerErrorHandling(app);
+  refuseUnstorableText(app);
   echoRequestId(app);
   registerMetrics(app, metrics);
   await registerOpenApi(app);
@@ -77,7 +79,20 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
 }
 
 export async function buildApp(deps: AppDeps & { logger: FastifyBaseLogger }): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger, genReqId });
+  const { API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS } = deps.config;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    genReqId,
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
+    requestTimeout: API_REQUEST_TIMEOUT_MS,
+    http: {
+      // Node refuses a headers timeout above the request timeout.
+      headersTimeout: Math.min(API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS),
+      // Node enforces both timeouts only when it sweeps its connections (every 30 s by default).
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(API_HEADERS_TIMEOUT_MS / 4)),
+    },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(fp(mocoApi, { name: 'moco-api' }), deps);

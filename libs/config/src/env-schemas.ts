@@ -55,6 +55,10 @@ export const apiEnv = {
   MAX_DATASET_BYTES: positiveInt(2 * 1024 ** 3),
   /** Where uploads are spooled while they are validated (default: the OS temp folder). */
   UPLOAD_TEMP_DIR: z.string().min(1).optional(),
+  /** A client must send its request line and headers within this (slowloris defence). */
+  API_HEADERS_TIMEOUT_MS: positiveInt(30_000),
+  /** ...and its whole request, body included, within this (an upload of MAX_UPLOAD_BYTES must fit). */
+  API_REQUEST_TIMEOUT_MS: positiveInt(900_000),
 };
 
 export const workerEnv = {

@@ -89,8 +89,17 @@ export type JobEvent = z.infer<typeof JobEvent>;
 
 export const JobEventPage = page(JobEvent);
 
+/**
+ * An event id given back as a cursor: `?after=` and the SSE `Last-Event-ID` header are read by this
+ * one schema, so a value is good or bad (400) the same way in both. 15 digits stay exact in a double.
+ */
+export const EventCursor = z
+  .string()
+  .regex(/^\d{1,15}$/, 'must be an event id: up to 15 digits')
+  .transform(Number);
+
 export const JobEventsQuery = z.object({
-  after: z.coerce.number().int().min(0).optional().describe('event id; events after it (SSE: Last-Event-ID wins)'),
+  after: EventCursor.optional().describe('event id; events after it (SSE: Last-Event-ID wins)'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   metrics_after_step: z.coerce
     .number()

@@ -2,6 +2,7 @@ import {
   CheckpointPage,
   CreateJobRequest,
   ErrorBody,
+  EventCursor,
   IdParams,
   Job,
   JobEventPage,
@@ -109,7 +110,8 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
         description: EVENTS_DESCRIPTION,
         params: IdParams,
         querystring: JobEventsQuery,
-        response: { 200: JobEventPage, 404: ErrorBody },
+        headers: z.looseObject({ 'last-event-id': EventCursor.optional() }),
+        response: { 200: JobEventPage, 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -118,8 +120,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
       if (!request.headers.accept?.includes('text/event-stream')) return jobs.events(projectId, request.params.id, after ?? 0, limit);
       const job = await jobs.findJob(projectId, request.params.id);
       const lastEventId = request.headers['last-event-id'];
-      const resumeFrom = typeof lastEventId === 'string' && /^\d+$/.test(lastEventId) ? Number(lastEventId) : undefined;
-      await streams.open({ request, reply, job, afterEventId: resumeFrom ?? after ?? 0, metricsAfterStep });
+      await streams.open({ request, reply, job, afterEventId: lastEventId ?? after ?? 0, metricsAfterStep });
       return reply;
     },
   );
