@@ -19,7 +19,7 @@ import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
 import { createModelService } from './models/model-service.js';
 import { requireApiKey } from './plugins/auth.js';
-import { answerClientError, answerFrameworkError, registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, answerFrameworkError, answerProtocolRefusals, registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
 import { refuseUnstorableText } from './plugins/storable-text.js';
@@ -60,6 +60,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.addHook('onClose', () => updates.close());
 
   registerErrorHandling(app);
+  answerProtocolRefusals(app);
   refuseUnstorableText(app);
   echoRequestId(app);
   registerMetrics(app, metrics);
@@ -91,6 +92,8 @@ export async function buildApp(deps: AppDeps & { logger: FastifyBaseLogger }): P
       headersTimeout: Math.min(API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS),
       // Node enforces both timeouts only when it sweeps its connections (every 30 s by default).
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(API_HEADERS_TIMEOUT_MS / 4)),
+      // Checked by the app instead, so the 400 has the error shape (answerProtocolRefusals).
+      requireHostHeader: false,
     },
   });
   app.setValidatorCompiler(validatorCompiler);

@@ -1,4 +1,4 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ApiErrorCode } from '@moco/contracts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -45,6 +45,8 @@ export function answerFrameworkError(err: FastifyError, _request: FastifyRequest
   void reply.code(apiError.statusCode).send(apiError.toBody());
 }
 
+const errorJson = (status: number, message: string) => JSON.stringify(new ApiError(status, codeOf(status), message).toBody());
+
 const CLIENT_ERRORS: Record<string, { status: number; message: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   HPE_HEADER_OVERFLOW: { status: 431, message: 'the request headers are too large' },
@@ -60,13 +62,31 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (socket.writable && !inFlight?.headersSent) {
     const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, message: 'malformed HTTP request' };
-    const body = JSON.stringify(new ApiError(status, codeOf(status), message).toBody());
+    const body = errorJson(status, message);
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(err);
+}
+
+/**
+ * Refusals Node's HTTP server would otherwise write itself, with an empty body: an Expect it cannot
+ * meet (417), and an HTTP/1.1 request without Host (400; the app turns Node's own check off,
+ * `requireHostHeader: false`, so that it is made here).
+ */
+export function answerProtocolRefusals(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = errorJson(417, 'only Expect: 100-continue is supported');
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new ApiError(400, 'invalid_request', 'an HTTP/1.1 request needs a Host header');
+    }
+  });
 }
 
 /** One error handler for every route (5xx details go to the log only) and a 404 in the same shape. */

@@ -10,11 +10,14 @@ const storable = (s: string) => !s.includes('\u0000') && s.isWellFormed();
 
 const MESSAGE = 'must not contain NUL characters or unpaired UTF-16 surrogates';
 
-/** Parsed JSON and query strings; not a body stream or buffer. */
+/**
+ * Parsed JSON, and the dictionaries Fastify's router and query parser build (instances of a class
+ * whose prototype has none); not a body stream or buffer.
+ */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+  const proto: object | null = Object.getPrototypeOf(value);
+  return proto === null || Object.getPrototypeOf(proto) === null;
 }
 
 /** The dotted path (`hyperparameters.K`, `metadata.team`) of the first unstorable key or string in `value`, if any. */
