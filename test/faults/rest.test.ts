@@ -7,7 +7,7 @@ import { insertCheckpoint, insertDataset } from '../../apps/api/src/testing/fixt
 import { bearer, useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { HOSTILE_BODIES, HOSTILE_HEADER_VALUES, HOSTILE_JSON, HOSTILE_STRINGS, RAW_URL_TOKENS } from './hostile-values.js';
 import { operationsOf, type Location, type OpenApiDocument, type Operation } from './openapi-operations.js';
-import { drip, pause, rawExchange, type RawResponse } from './raw-http.js';
+import { drip, pause, rawExchange, type RawResponse } from '../../apps/api/src/testing/raw-http.js';
 
 // Every operation of the served OpenAPI document, attacked through every parameter, header and body
 // field, then raw-HTTP oddities over plain sockets. Random but seeded: REST_FAULT_SEED replays a run,
