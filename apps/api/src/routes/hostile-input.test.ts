@@ -73,6 +73,21 @@ describe('job size', () => {
   });
 });
 
+describe('steps in queries', () => {
+  it('refuses a step beyond the 32-bit step columns with 400 naming it', async () => {
+    for (const [query, param] of [
+      ['metrics?from_step=2147483648', 'from_step'],
+      ['metrics?to_step=4294967296', 'to_step'],
+    ] as const) {
+      const res = await get(`/v1/jobs/${jobId}/${query}`);
+      expect(res.statusCode, query).toBe(400);
+      expect(res.json(), query).toMatchObject({ error: { code: 'invalid_parameter', param } });
+    }
+    const stream = await get(`/v1/jobs/${jobId}/events?metrics_after_step=2147483647`, { accept: 'text/event-stream' });
+    expect(stream.json()).toMatchObject({ error: { code: 'invalid_parameter', param: 'metrics_after_step' } });
+  });
+});
+
 describe('dataset uploads', () => {
   it('reads a text/plain body as the dataset file: 422 invalid_dataset, not 500', async () => {
     const res = await t.current.app.inject({
