@@ -29,7 +29,7 @@ With \`Accept: text/event-stream\`: a live Server-Sent Events stream instead. Fi
 \`data: <JobEvent JSON>\`. New metric values come as \`event: metrics\` with
 \`data: {"job_id", "data": [{"name", "points": [[step, value], ...]}]}\` (from \`?metrics_after_step=\`, by
 default only values newer than the stream). A \`: heartbeat\` comment every 15 s; the stream ends after the
-terminal event (succeeded, failed or cancelled).`;
+terminal event (succeeded, failed or cancelled), and a reconnect after it is answered 204 (EventSource then stops).`;
 
 const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams }> = async (app, { jobs, streams }) => {
   app.post(
@@ -111,7 +111,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
         params: IdParams,
         querystring: JobEventsQuery,
         headers: z.looseObject({ 'last-event-id': EventCursor.optional() }),
-        response: { 200: JobEventPage, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: JobEventPage, 204: z.void().describe('SSE: the job has finished and nothing is left after the cursor'), 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request, reply) => {
