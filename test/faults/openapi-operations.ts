@@ -9,8 +9,13 @@ export interface Schema {
   allOf?: Schema[];
 }
 
+interface DocumentedOperation {
+  parameters?: { in: string; name: string }[];
+  requestBody?: { content: Record<string, { schema: Schema }> };
+}
+
 export interface OpenApiDocument {
-  paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: { content: Record<string, { schema: Schema }> } }>>;
+  paths: Record<string, Record<string, DocumentedOperation>>;
   components?: { schemas?: Record<string, Schema> };
 }
 
@@ -18,7 +23,8 @@ export interface OpenApiDocument {
 export type Location =
   | { kind: 'path' | 'query' | 'header'; name: string }
   | { kind: 'body'; path: string[] }
-  | { kind: 'raw-body' };
+  | { kind: 'raw-body' }
+  | { kind: 'method' };
 
 export interface Operation {
   method: string;
@@ -29,6 +35,9 @@ export interface Operation {
 
 /** Headers every operation can be attacked through, besides those it declares. */
 const COMMON_HEADERS = ['authorization', 'content-type', 'accept', 'x-request-id', 'idempotency-key', 'last-event-id'];
+
+/** Served but not in the document (Prometheus, the document itself, the dashboard): attacked the same way. */
+const UNDOCUMENTED = ['/metrics', '/docs/json', '/docs/', '/admin/'];
 
 function resolve(doc: OpenApiDocument, schema: Schema): Schema {
   const name = schema.$ref?.replace('#/components/schemas/', '');
@@ -50,7 +59,9 @@ function fieldPaths(doc: OpenApiDocument, schema: Schema, prefix: string[] = [])
 
 export function operationsOf(doc: OpenApiDocument): Operation[] {
   const ops: Operation[] = [];
-  for (const [path, methods] of Object.entries(doc.paths)) {
+  const undocumented: OpenApiDocument['paths'] = Object.fromEntries(UNDOCUMENTED.map((p) => [p, { get: {} }]));
+  const paths = { ...undocumented, ...doc.paths };
+  for (const [path, methods] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(methods)) {
       const declared = (op.parameters ?? []).filter((p) => ['path', 'query', 'header'].includes(p.in));
       const headers = new Set([...COMMON_HEADERS, ...declared.filter((p) => p.in === 'header').map((p) => p.name)]);
@@ -60,6 +71,7 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
         { kind: 'query', name: 'unknown_param' },
         { kind: 'query', name: 'metadata.team' },
         ...[...headers].map((name) => ({ kind: 'header' as const, name })),
+        { kind: 'method' },
       ];
       if (method !== 'get') {
         locations.push({ kind: 'raw-body' }, { kind: 'body', path: [] });

@@ -30,6 +30,9 @@ const encodeBytes = (s: string) =>
   [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('');
 const urlToken = () => (rng() < 0.7 ? encodeBytes(pick(HOSTILE_STRINGS)) : pick(RAW_URL_TOKENS));
 
+/** Methods sent to paths that do not take them (fetch refuses TRACE and CONNECT). */
+const OTHER_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD', 'PROPFIND', 'FOO'];
+
 interface Fixtures {
   member: CreatedKey;
   admin: CreatedKey;
@@ -41,6 +44,8 @@ interface Fixtures {
 /** One request to send: a valid baseline with some of its values replaced. */
 interface Attempt {
   op: Operation;
+  /** The operation's method, or another one sent to its path. */
+  method: string;
   pathParams: Record<string, string>;
   query: [string, string][];
   headers: Record<string, string>;
@@ -66,6 +71,7 @@ function baseline(op: Operation, f: Fixtures, bucket: string): Attempt {
   };
   return {
     op,
+    method: op.method,
     pathParams: { id },
     query: [],
     headers: bearer(op.path.startsWith('/v1/admin') ? f.admin : f.member),
@@ -104,6 +110,10 @@ function mutate(a: Attempt, where: Location): void {
       a.changed.push(`body ${where.path.join('.') || '(whole)'} = ${JSON.stringify(value)?.slice(0, 80)}`);
       break;
     }
+    case 'method':
+      a.method = pick(OTHER_METHODS);
+      a.changed.push(`method ${a.method}`);
+      break;
     case 'raw-body':
       a.rawBody = pick(HOSTILE_BODIES);
       a.changed.push(`raw body (${a.rawBody.contentType}) ${JSON.stringify(a.rawBody.body.slice(0, 60))}`);
@@ -116,7 +126,7 @@ async function send(base: string, a: Attempt): Promise<Outcome> {
   const query = a.query.map(([k, v]) => `${encodeBytes(k)}=${v}`).join('&');
   const headers = { ...a.headers };
   let body: string | Buffer | undefined;
-  if (a.op.method !== 'GET') {
+  if (a.method !== 'GET' && a.method !== 'HEAD') {
     if (a.rawBody) {
       // A Buffer body gets no Content-Type from fetch, so "none at all" is possible.
       body = Buffer.from(a.rawBody.body, 'utf8');
@@ -127,7 +137,7 @@ async function send(base: string, a: Attempt): Promise<Outcome> {
     }
   }
   try {
-    const res = await fetch(`${base}${path}${query ? `?${query}` : ''}`, { method: a.op.method, headers, body, signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${base}${path}${query ? `?${query}` : ''}`, { method: a.method, headers, body, signal: AbortSignal.timeout(30_000) });
     // A live event stream of a running job does not end: its status and headers are the answer.
     if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
       await res.body?.cancel();
@@ -163,7 +173,8 @@ const designed5xx = (a: Attempt, o: Outcome) => a.op.path === '/v1/embeddings' &
 function problemOf(a: Attempt, o: Outcome): string | undefined {
   if (o.status === 'no response') return undefined;
   if (o.status >= 500 && !designed5xx(a, o)) return `${o.status}: ${o.text?.slice(0, 300)}`;
-  return o.status >= 400 ? errorShapeProblem(o.status, o.text, o.retryAfter) : undefined;
+  // A HEAD answer has no body to be in any shape.
+  return o.status >= 400 && a.method !== 'HEAD' ? errorShapeProblem(o.status, o.text, o.retryAfter) : undefined;
 }
 
 const describeResponse = (r: RawResponse) => `${r.status} ${r.body.slice(0, 200)}`;
@@ -220,7 +231,7 @@ describe('REST fault suite', () => {
           const cls = o.status === 'no response' ? 'no response' : designed5xx(a, o) ? '503 no embedder' : `${String(o.status)[0]}xx`;
           byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
           const problem = problemOf(a, o);
-          if (problem && failures.length < 20) failures.push(`${a.op.method} ${a.op.path} [${a.changed.join(' | ')}] -> ${problem}`);
+          if (problem && failures.length < 20) failures.push(`${a.method} ${a.op.path} [${a.changed.join(' | ')}] -> ${problem}`);
         }
       }),
     );
