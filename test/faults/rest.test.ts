@@ -325,6 +325,8 @@ describe('REST fault suite', () => {
       30_000,
     );
     const [headers, body, stalled, half] = await Promise.all([slowHeaders, slowBody, stalledBody, halfClosed]);
+    const cut = (ex: { closedAfterMs: number }) => `${Math.round(ex.closedAfterMs)} ms`;
+    console.log(`timeouts: slow headers cut after ${cut(headers)} (limit ${HEADERS_TIMEOUT_MS}), slow body ${cut(body)} and stalled body ${cut(stalled)} (limit ${REQUEST_TIMEOUT_MS})`);
     expect(headers.closedByServer && headers.closedAfterMs < HEADERS_TIMEOUT_MS + CUT_MARGIN_MS, `slow headers cut after ${headers.closedAfterMs} ms`).toBe(true);
     for (const ex of [body, stalled]) {
       expect(ex.closedByServer && ex.closedAfterMs < REQUEST_TIMEOUT_MS + CUT_MARGIN_MS, `slow body cut after ${ex.closedAfterMs} ms`).toBe(true);
