@@ -47,6 +47,8 @@ export function answerFrameworkError(err: FastifyError, _request: FastifyRequest
 
 const errorJson = (status: number, message: string) => JSON.stringify(new ApiError(status, codeOf(status), message).toBody());
 
+const CLIENT_ERROR_LINGER_MS = 1_000;
+
 const CLIENT_ERRORS: Record<string, { status: number; message: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   HPE_HEADER_OVERFLOW: { status: 431, message: 'the request headers are too large' },
@@ -60,15 +62,19 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   // A response already under way on this socket (pipelining, a slow reply) cannot take another status line.
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (socket.writable && !inFlight?.headersSent) {
-    const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, message: 'malformed HTTP request' };
-    const body = errorJson(status, message);
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+  if (!socket.writable || inFlight?.headersSent) {
+    socket.destroy(err);
+    return;
   }
-  socket.destroy(err);
+  const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, message: 'malformed HTTP request' };
+  const body = errorJson(status, message);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  // Closing at once, with the client's bytes unread, would reset the connection and could drop the
+  // answer before the client reads it: give it a moment to read and close its side.
+  setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
 }
 
 /**
