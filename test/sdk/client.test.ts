@@ -100,6 +100,12 @@ describe('MocoClient', () => {
     expect(types).toEqual(['created', 'started', 'epoch_completed', 'succeeded']);
     const metrics = await client.jobs.metrics(job.id, { names: ['loss'] });
     expect(metrics.data).toEqual([{ name: 'loss', points: [[1, 7.5]] }]);
+
+    // Following it again from its last event ends at once instead of reconnecting forever.
+    const lastId = (await client.jobs.eventPage(job.id, { limit: 100 })).data.at(-1)!.id;
+    const again: unknown[] = [];
+    for await (const item of client.jobs.events(job.id, { after: lastId, signal: AbortSignal.timeout(20_000) })) again.push(item);
+    expect(again).toEqual([]);
   });
 
 });

@@ -19,10 +19,11 @@ import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
 import { createModelService } from './models/model-service.js';
 import { requireApiKey } from './plugins/auth.js';
-import { registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, answerFrameworkError, answerProtocolRefusals, registerErrorHandling } from './plugins/errors.js';
 import { createMetrics, registerMetrics } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
 import { createRateLimits, limitByKey } from './plugins/rate-limit.js';
+import { refuseUnstorableText } from './plugins/storable-text.js';
 import { echoRequestId, genReqId } from './plugins/request-id.js';
 import adminRoutes from './routes/admin/index.js';
 import datasetRoutes from './routes/datasets/index.js';
@@ -62,6 +63,8 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.addHook('onClose', () => updates.close());
 
   registerErrorHandling(app);
+  answerProtocolRefusals(app);
+  refuseUnstorableText(app);
   echoRequestId(app);
   registerMetrics(app, metrics);
   await registerOpenApi(app);
@@ -82,7 +85,22 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
 }
 
 export async function buildApp(deps: AppDeps & { logger: FastifyBaseLogger }): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger, genReqId });
+  const { API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS } = deps.config;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    genReqId,
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
+    requestTimeout: API_REQUEST_TIMEOUT_MS,
+    http: {
+      // Node refuses a headers timeout above the request timeout.
+      headersTimeout: Math.min(API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS),
+      // Node enforces both timeouts only when it sweeps its connections (every 30 s by default).
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(API_HEADERS_TIMEOUT_MS / 4)),
+      // Checked by the app instead, so the 400 has the error shape (answerProtocolRefusals).
+      requireHostHeader: false,
+    },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(fp(mocoApi, { name: 'moco-api' }), deps);

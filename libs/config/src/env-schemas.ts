@@ -65,6 +65,10 @@ export const apiEnv = {
   RATE_LIMIT_EXPENSIVE_MAX: positiveInt(30),
   /** ...and requests without a valid key per client address (an unauthenticated flood, key guessing). */
   RATE_LIMIT_UNAUTHENTICATED_MAX: positiveInt(60),
+  /** A client must send its request line and headers within this (slowloris defence). */
+  API_HEADERS_TIMEOUT_MS: positiveInt(30_000),
+  /** ...and its whole request, body included, within this (an upload of MAX_UPLOAD_BYTES must fit). */
+  API_REQUEST_TIMEOUT_MS: positiveInt(900_000),
 };
 
 export const workerEnv = {

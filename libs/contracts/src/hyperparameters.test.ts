@@ -41,4 +41,10 @@ describe('resolveHyperparameters', () => {
   it('counts steps with the short batch dropped', () => {
     expect(totalSteps(resolveHyperparameters({ batch_size: 64, epochs: 3 }, { ...fmnist, imageCount: 200 }).value, 200)).toBe(9);
   });
+
+  it('names epochs when the run would count more steps than a step column holds', () => {
+    const huge = { ...fmnist, imageCount: 2_000_000_000 };
+    expect(resolveHyperparameters({ batch_size: 8, epochs: 8 }, huge).problems).toEqual([]);
+    expect(resolveHyperparameters({ batch_size: 8, epochs: 9 }, huge).problems.map((p) => p.field)).toEqual(['hyperparameters.epochs']);
+  });
 });

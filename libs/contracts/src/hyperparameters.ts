@@ -80,6 +80,9 @@ function recipe(imageSize: number, channels: number): ResolvedHyperparameters {
   };
 }
 
+/** Steps are counted in 32-bit integer columns (job progress, checkpoints, metrics). */
+export const MAX_TOTAL_STEPS = 2 ** 31 - 1;
+
 /** Smallest input each stem can take: the stem and four stages downsample 8x (cifar) or 32x (imagenet). */
 const MIN_IMAGE_SIZE = { cifar: 8, imagenet: 32 } as const;
 
@@ -109,6 +112,11 @@ export function resolveHyperparameters(
   need(value.batch_size <= dataset.imageCount, 'batch_size', `must not exceed the dataset's ${dataset.imageCount} images`);
   need(dataset.channels === 1 || value.augmentation !== 'gray', 'augmentation', 'gray is for 1-channel images');
   need(dataset.channels === 3 || value.augmentation === 'gray', 'augmentation', 'must be gray for 1-channel images');
+  need(
+    totalSteps(value, dataset.imageCount) <= MAX_TOTAL_STEPS,
+    'epochs',
+    `makes ${totalSteps(value, dataset.imageCount)} steps with this batch size and dataset; at most ${MAX_TOTAL_STEPS}`,
+  );
   need(
     value.schedule !== 'step' || value.lr_milestones.every((e, i, a) => e <= value.epochs && (i === 0 || e > a[i - 1]!)),
     'lr_milestones',

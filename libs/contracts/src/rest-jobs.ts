@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Hyperparameters, HyperparametersInput } from './hyperparameters.js';
+import { Hyperparameters, HyperparametersInput, MAX_TOTAL_STEPS } from './hyperparameters.js';
 import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
 
 export const JOB_STATUS_VALUES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
@@ -89,21 +89,31 @@ export type JobEvent = z.infer<typeof JobEvent>;
 
 export const JobEventPage = page(JobEvent);
 
+/** A training step in a query: steps are 32-bit integer columns, so a larger one would fail in Postgres. */
+const StepQuery = z.coerce.number().int().min(0).max(MAX_TOTAL_STEPS);
+
+/**
+ * An event id given back as a cursor: `?after=` and the SSE `Last-Event-ID` header are read by this
+ * one schema, so a value is good or bad (400) the same way in both. 15 digits stay exact in a double.
+ */
+export const EventCursor = z
+  .string()
+  .regex(/^\d{1,15}$/, 'must be an event id: up to 15 digits')
+  .transform(Number);
+
 export const JobEventsQuery = z.object({
-  after: z.coerce.number().int().min(0).optional().describe('event id; events after it (SSE: Last-Event-ID wins)'),
+  after: EventCursor.optional().describe('event id; events after it (SSE: Last-Event-ID wins)'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  metrics_after_step: z.coerce
-    .number()
-    .int()
-    .min(0)
+  // The stream reads from the step after this one, which must still be a step.
+  metrics_after_step: StepQuery.max(MAX_TOTAL_STEPS - 1)
     .optional()
     .describe('SSE only: also send metrics after this step (default: only metrics newer than the stream)'),
 });
 
 export const MetricsQuery = z.object({
   name: commaList(z.string().min(1).max(64)).optional().describe('comma-separated metric names (default: all)'),
-  from_step: z.coerce.number().int().min(0).optional(),
-  to_step: z.coerce.number().int().min(0).optional(),
+  from_step: StepQuery.optional(),
+  to_step: StepQuery.optional(),
   limit: z.coerce.number().int().min(1).max(100_000).default(10_000).describe('most points per metric'),
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CreateJobRequest, ListJobsQuery, Metadata, MetricsQuery, UploadDatasetQuery } from './index.js';
+import { CreateJobRequest, EventCursor, ListJobsQuery, Metadata, MetricsQuery, UploadDatasetQuery } from './index.js';
 
 describe('REST schemas', () => {
   it('defaults checkpoint_every and refuses unknown job fields', () => {
@@ -23,6 +23,12 @@ describe('REST schemas', () => {
     });
     expect(ListJobsQuery.safeParse({ status: 'queued,paused' }).success).toBe(false);
     expect(MetricsQuery.parse({ name: 'loss,lr', from_step: '3' })).toEqual({ name: ['loss', 'lr'], from_step: 3, limit: 10_000 });
+  });
+
+  it('reads event ids as cursors: digits only, exact in a double', () => {
+    expect(EventCursor.parse('0')).toBe(0);
+    expect(EventCursor.parse('999999999999999')).toBe(999_999_999_999_999);
+    for (const bad of ['', '-1', '1e3', '0x10', ' 1', '1.0', '9999999999999999']) expect(EventCursor.safeParse(bad).success, bad).toBe(false);
   });
 
   it('keeps stored file names to one safe path segment', () => {

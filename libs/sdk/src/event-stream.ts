@@ -38,6 +38,8 @@ export async function* jobStream(
       timeoutMs: 0,
       retry: true,
     });
+    // The job finished and nothing is left after lastId.
+    if (res.status === 204) return;
     const queue: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (m) => queue.push(m) });
     let ended = false;

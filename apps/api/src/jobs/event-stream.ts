@@ -46,6 +46,12 @@ export function createEventStreams(deps: EventStreamDeps) {
  */
 async function streamJobEvents({ repo, updates }: EventStreamDeps, opts: StreamOptions, live: Set<() => void>): Promise<void> {
   const { request, reply, job } = opts;
+  // A finished job with nothing after the cursor (a reconnect after the end): 204 is the answer that
+  // stops an EventSource from reconnecting; an empty 200 would have it reconnect forever.
+  if (isTerminal(job.status) && (await repo.events(job.id, opts.afterEventId, 1)).length === 0) {
+    await reply.code(204).send();
+    return;
+  }
   const raw = reply.raw;
   let lastEventId = opts.afterEventId;
   // Metrics are tracked by step: epoch-end metrics land on a step whose per-step metrics were already

@@ -21,7 +21,9 @@ hostile one (path traversal, links, decompression bombs, undecodable images, no 
 \`invalid_dataset\` naming the file inside the archive, and leaves nothing behind.`;
 
 const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async (app, { datasets }) => {
-  // Any body that is not JSON is the dataset file: handed to the route as a stream, never buffered.
+  // Any body that is not JSON is the dataset file: handed to the route as a stream, never buffered
+  // (text/plain included, which Fastify would otherwise read into a string).
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
   app.post(

@@ -2,6 +2,7 @@ import {
   CheckpointPage,
   CreateJobRequest,
   ErrorBody,
+  EventCursor,
   IdParams,
   Job,
   JobEventPage,
@@ -28,7 +29,7 @@ With \`Accept: text/event-stream\`: a live Server-Sent Events stream instead. Fi
 \`data: <JobEvent JSON>\`. New metric values come as \`event: metrics\` with
 \`data: {"job_id", "data": [{"name", "points": [[step, value], ...]}]}\` (from \`?metrics_after_step=\`, by
 default only values newer than the stream). A \`: heartbeat\` comment every 15 s; the stream ends after the
-terminal event (succeeded, failed or cancelled).`;
+terminal event (succeeded, failed or cancelled), and a reconnect after it is answered 204 (EventSource then stops).`;
 
 const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams }> = async (app, { jobs, streams }) => {
   app.post(
@@ -110,7 +111,8 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
         description: EVENTS_DESCRIPTION,
         params: IdParams,
         querystring: JobEventsQuery,
-        response: { 200: JobEventPage, 404: ErrorBody },
+        headers: z.looseObject({ 'last-event-id': EventCursor.optional() }),
+        response: { 200: JobEventPage, 204: z.void().describe('SSE: the job has finished and nothing is left after the cursor'), 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -119,8 +121,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
       if (!request.headers.accept?.includes('text/event-stream')) return jobs.events(projectId, request.params.id, after ?? 0, limit);
       const job = await jobs.findJob(projectId, request.params.id);
       const lastEventId = request.headers['last-event-id'];
-      const resumeFrom = typeof lastEventId === 'string' && /^\d+$/.test(lastEventId) ? Number(lastEventId) : undefined;
-      await streams.open({ request, reply, job, afterEventId: resumeFrom ?? after ?? 0, metricsAfterStep });
+      await streams.open({ request, reply, job, afterEventId: lastEventId ?? after ?? 0, metricsAfterStep });
       return reply;
     },
   );
