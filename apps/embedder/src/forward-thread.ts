@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { status } from '@grpc/grpc-js';
 import type { CheckpointTransform } from '@moco/models';
 import type { BackendName } from '@moco/moco';
+import { siblingEntry } from '@moco/service';
 import type { Logger } from 'pino';
 import { EmbedError } from './errors.js';
 import type { ModelInput } from './preprocess.js';
@@ -44,10 +45,7 @@ export interface ThreadData {
   threads: number;
 }
 
-// The thread's entry is TypeScript like the rest of the app, which runs under tsx; on Node 20 a worker
-// does not inherit tsx's loader hooks (nor honour `--import` in its execArgv), so it registers them first.
-const ENTRY = new URL('./forward-worker.ts', import.meta.url).href;
-const BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ENTRY)}); });`;
+const ENTRY = siblingEntry(import.meta.url, 'forward-worker');
 
 const YOUNG_GENERATION_MB = 128;
 
@@ -129,7 +127,7 @@ export class ForwardThread {
   }
 
   private spawn(): Promise<void> {
-    const worker = new Worker(BOOT, {
+    const worker = new Worker(ENTRY.threadBoot, {
       eval: true,
       workerData: this.data satisfies ThreadData,
       name: 'forward-pass',

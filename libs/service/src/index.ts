@@ -2,3 +2,4 @@ export { createServiceRegistry, startOpsServer } from './ops-server.js';
 export { checkReadiness, type CheckResult, type Readiness, type ReadinessCheck } from './readiness.js';
 export { withTimeout } from './timeout.js';
 export { onShutdown, routeConsoleTo, startService, type Logger, type StartedService } from './start-up.js';
+export { siblingEntry, type SiblingEntry } from './sibling-entry.js';
