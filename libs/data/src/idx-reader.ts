@@ -39,6 +39,10 @@ export async function readIdx(
 ): Promise<ImageDataset> {
   const parsed = parseIdx(await gunzipIfGzipped(await images.read(), images.name, options.maxBytes), images.name, IDX_IMAGES_MAGIC);
   const [total = 0, height = 0, width = 0] = parsed.dims;
+  // A zero dimension makes the data length check pass with any image count (0 bytes expected): billions of empty images.
+  if (total > 0 && (height === 0 || width === 0)) {
+    throw new DatasetError('bad_idx', images.name, `header says ${total} images of ${height}x${width}: an image needs at least one pixel`);
+  }
   const count = Math.min(total, options.limit);
   const all = parsed.data.subarray(0, count * height * width);
   // A copy when limited, so the view does not keep the whole decompressed file alive.
