@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { DatasetError } from '@moco/data';
+import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
 import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import { UserError, type DatasetLocation } from './protocol.js';
 
@@ -29,6 +29,19 @@ export async function localDataset(store: ObjectStore, cacheDir: string, ds: Dat
     await rm(temp, { force: true });
   }
   return file;
+}
+
+/**
+ * Reads a dataset through the cache. Problems with its data name the dataset (`dataset <id>
+ * (<file>)`), not the cache path, since they become the job's user-facing error message.
+ */
+export async function readStoredDataset(store: ObjectStore, cacheDir: string, ds: DatasetLocation, options: ReadOptions): Promise<ImageDataset> {
+  const file = await localDataset(store, cacheDir, ds);
+  try {
+    return await readDataset(file, options);
+  } catch (err) {
+    throw err instanceof DatasetError ? showFileAs(err, file, `dataset ${ds.id} (${path.basename(file)})`) : err;
+  }
 }
 
 /** An upload is an object of this deployment's store; a registered dataset is an object in any bucket its credentials can read. */
