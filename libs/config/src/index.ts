@@ -1,3 +1,3 @@
 export { ConfigError, loadConfig } from './load-config.js';
-export { apiEnv, backend, bool, databaseEnv, embedderEnv, logEnv, port, positiveInt, redisEnv, storageEnv, workerEnv } from './env-schemas.js';
+export { apiEnv, backend, bool, databaseEnv, embedderEnv, logEnv, port, positiveInt, redisEnv, storageEnv, sweepEnv, workerEnv } from './env-schemas.js';
 export { storageConfigFromEnv } from './storage-config.js';

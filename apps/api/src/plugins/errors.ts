@@ -40,6 +40,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       request.log.info({ code: apiError.code, param: apiError.param }, apiError.message);
     }
     if (apiError.statusCode === 401) reply.header('www-authenticate', 'Bearer');
+    if (apiError.retryAfterS !== undefined) reply.header('retry-after', String(apiError.retryAfterS));
     return reply.code(apiError.statusCode).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) =>
