@@ -57,6 +57,30 @@ describe('hostile and malformed uploads', () => {
     await expectNothingLeft();
   });
 
+  it('refuses uploads past MAX_CONCURRENT_UPLOADS with 503 and Retry-After, in the one error shape', async () => {
+    const max = t.current.config.MAX_CONCURRENT_UPLOADS;
+    // Uploads that send a first chunk, then hang until released.
+    const releases: (() => void)[] = [];
+    const pending = Array.from({ length: max }, () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(Buffer.from('not a dataset'));
+          releases.push(() => controller.close());
+        },
+      });
+      return upload(t.current, key.key, body);
+    });
+    // Each holds its slot once its spool file exists.
+    while ((await t.current.tempFiles()).length < max) await new Promise((r) => setTimeout(r, 20));
+    const refused = await upload(t.current, key.key, gzipSync(idxFile([1, 1, 1], Uint8Array.of(1))));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe(String(t.current.config.UPLOAD_RETRY_AFTER_S));
+    expect(refused.json).toEqual({ error: { code: 'server_busy', message: expect.stringContaining('retry later'), param: null } });
+    for (const release of releases) release();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(Array(max).fill(422));
+    await expectNothingLeft();
+  });
+
   it('rejects an empty body', async () => {
     const res = await upload(t.current, key.key, new Uint8Array(0));
     expect(res.status).toBe(422);
