@@ -8,6 +8,9 @@ import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ApiEnv, type ApiConfig } from './config.js';
+import { createDatasetRepository } from './datasets/dataset-repository.js';
+import { spoolDir } from './datasets/dataset-service.js';
+import { startUploadSweeper, sweepUploadsAtStart, type UploadSweepReport } from './datasets/upload-sweep.js';
 
 let config: ApiConfig;
 try {
@@ -31,11 +34,19 @@ const queue = createTrainingQueue(redis, config.QUEUE_PREFIX);
 queue.on('error', (err) => logger.warn({ err }, 'redis error'));
 const store = createObjectStore(storageConfigFromEnv(config));
 const embedder = config.EMBEDDER_URL ? createEmbeddingClient(config.EMBEDDER_URL) : null;
+// What uploads that died with a previous process left (spool files, pending rows, their objects) goes before any request comes.
+const sweep = { repo: createDatasetRepository(db), store, spoolDir: spoolDir(config), graceS: config.SWEEP_GRACE_S };
+const logSweep = (report: Partial<UploadSweepReport>) => {
+  if (Object.values(report).some((v) => (Array.isArray(v) ? v.length > 0 : v !== 0))) logger.info({ sweep: report }, 'removed what dead uploads left');
+};
+logSweep(await sweepUploadsAtStart(sweep));
+const stopSweeper = startUploadSweeper(sweep, logSweep, (err) => logger.warn({ err }, 'upload sweep failed'));
 const app = await buildApp({ db, store, queue, config, logger, embedder });
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), then close the pools.
 closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
   if (err) logger.error({ err }, 'shutting down after an error');
+  stopSweeper();
   await app.close();
   embedder?.close();
   await queue.close();

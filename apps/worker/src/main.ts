@@ -2,12 +2,13 @@
 // trains each in a child process; see training-processor.ts for what happens to a job.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { apiEnv, databaseEnv, loadConfig, logEnv, redisEnv, storageConfigFromEnv, storageEnv, workerEnv } from '@moco/config';
+import { apiEnv, databaseEnv, loadConfig, logEnv, redisEnv, storageConfigFromEnv, storageEnv, sweepEnv, workerEnv } from '@moco/config';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
 import { createRedis, createTrainingQueue, TRAINING_QUEUE, type QueuePayloads } from '@moco/queue';
 import { createObjectStore } from '@moco/storage';
 import { Worker } from 'bullmq';
 import { z } from 'zod';
+import { sweepCheckpoints } from './checkpoint-sweep.js';
 import { createLogger, errorMessage } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
@@ -19,6 +20,7 @@ const env = loadConfig(
     ...storageEnv,
     ...logEnv,
     ...workerEnv,
+    ...sweepEnv,
     // The limits the API validated datasets with, so a dataset it accepted is read the same way here.
     MAX_DATASET_BYTES: apiEnv.MAX_DATASET_BYTES,
     MAX_DATASET_FILES: apiEnv.MAX_DATASET_FILES,
@@ -32,7 +34,10 @@ await createDatabaseIfMissing(env.DATABASE_URL);
 await migrate(env.DATABASE_URL);
 const db = createDb(env.DATABASE_URL, { maxConnections: 4 });
 const storage = storageConfigFromEnv(env);
-await createObjectStore(storage).check();
+const store = createObjectStore(storage);
+await store.check();
+const swept = await sweepCheckpoints(db, store, env.SWEEP_GRACE_S);
+if (swept.orphanObjects.length > 0 || swept.partials > 0) log.info('removed what dead trainers left', { ...swept });
 const redis = createRedis(env.REDIS_URL);
 redis.on('error', (err) => log.warn('redis connection error', { error: errorMessage(err) }));
 const queue = createTrainingQueue(redis, env.QUEUE_PREFIX);
