@@ -1,19 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
 // A real worker process (apps/worker/src/main.ts under tsx) for end-to-end tests.
 
 const MAIN = path.join(import.meta.dirname, '../../apps/worker/src/main.ts');
-const TSX = import.meta.resolve('tsx');
-
-export interface WorkerProcess {
-  proc: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Its log lines (JSON), for assertions and for failure messages. */
-  logs: string[];
-  /** Sends the signal and waits for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type WorkerProcess = ServiceProcess;
 
 /** The variables a worker needs to share an API's database, queue and S3 bucket. */
 export function workerEnvFrom(config: {
@@ -41,24 +32,5 @@ export function workerEnvFrom(config: {
 }
 
 export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
-  const proc = spawn(process.execPath, ['--import', TSX, MAIN], {
-    env: { ...process.env, TRAIN_BACKEND: 'wasm', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const keep = (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean));
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    proc,
-    exited,
-    logs,
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
-    },
-  };
+  return startServiceProcess(MAIN, { TRAIN_BACKEND: 'wasm', LOG_LEVEL: 'info', ...env });
 }
