@@ -18,6 +18,7 @@ export interface LocalStack {
   root: string;
   objectsDir: string;
   spoolDir: string;
+  cacheDir: string;
   /** The variables both processes read. */
   env: Record<string, string>;
   createKey(project: string): Promise<CreatedKey>;
@@ -30,6 +31,7 @@ export async function startLocalStack(env: Record<string, string> = {}): Promise
   const prefix = `test-faults-${randomBytes(4).toString('hex')}`;
   const objectsDir = path.join(root, 'objects');
   const spoolDir = path.join(root, 'spool');
+  const cacheDir = path.join(root, 'cache');
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const db = createDb(database.url, { maxConnections: 4 });
   const keys = createKeyService(createKeyRepository(db), pino({ level: 'silent' }));
@@ -38,6 +40,7 @@ export async function startLocalStack(env: Record<string, string> = {}): Promise
     root,
     objectsDir,
     spoolDir,
+    cacheDir,
     env: {
       DATABASE_URL: database.url,
       REDIS_URL: redisUrl,
@@ -45,7 +48,7 @@ export async function startLocalStack(env: Record<string, string> = {}): Promise
       STORAGE_KIND: 'local',
       STORAGE_ROOT: objectsDir,
       UPLOAD_TEMP_DIR: spoolDir,
-      WORKER_CACHE_DIR: path.join(root, 'cache'),
+      WORKER_CACHE_DIR: cacheDir,
       ...env,
     },
     createKey: (project) => keys.createKey({ projectName: project, role: 'member', name: 'test' }),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
@@ -29,6 +29,26 @@ export async function localDataset(store: ObjectStore, cacheDir: string, ds: Dat
     await rm(temp, { force: true });
   }
   return file;
+}
+
+/**
+ * Removes the downloads that workers killed mid-download left in the cache, once not written for
+ * `graceS` (a live download writes as it goes; workers on this host may share the cache).
+ */
+export async function removeStaleDownloads(cacheDir: string, graceS: number): Promise<string[]> {
+  const root = path.resolve(cacheDir, 'datasets');
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  const olderThan = Date.now() - graceS * 1000;
+  const removed: string[] = [];
+  for (const entry of entries.filter((e) => e.isFile() && /\.partial-[0-9a-f-]{36}$/.test(e.name))) {
+    const file = path.join(entry.parentPath, entry.name);
+    const info = await stat(file).catch(() => null);
+    if (info && info.mtimeMs < olderThan) {
+      await rm(file, { force: true });
+      removed.push(path.relative(root, file));
+    }
+  }
+  return removed;
 }
 
 /**
