@@ -26,6 +26,12 @@ export async function startApiProcess(env: Record<string, string>, timeoutMs = 6
   }
 }
 
+/** The ids of a process's children, from /proc (Linux). */
+export async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter(Boolean).map(Number);
+}
+
 /** The resident set size of a process, from /proc (Linux). */
 export async function residentBytes(pid: number): Promise<number> {
   const kb = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
