@@ -39,8 +39,10 @@ const sweep = { repo: createDatasetRepository(db), store, spoolDir: spoolDir(con
 const logSweep = (report: Partial<UploadSweepReport>) => {
   if (Object.values(report).some((v) => (Array.isArray(v) ? v.length > 0 : v !== 0))) logger.info({ sweep: report }, 'removed what dead uploads left');
 };
-logSweep(await sweepUploadsAtStart(sweep));
-const stopSweeper = startUploadSweeper(sweep, logSweep, (err) => logger.warn({ err }, 'upload sweep failed'));
+const sweepFailed = (err: unknown) => logger.warn({ err }, 'upload sweep failed');
+// Not fatal: an object store that is down now must not keep the API from starting (/readyz says so).
+await sweepUploadsAtStart(sweep).then(logSweep, sweepFailed);
+const stopSweeper = startUploadSweeper(sweep, logSweep, sweepFailed);
 const app = await buildApp({ db, store, queue, config, logger, embedder });
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), then close the pools.
