@@ -61,6 +61,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const models = createModelService({ db, embedder: deps.embedder ?? null, embedTimeoutMs: 30_000 });
   app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', () => updates.close());
+  app.addHook('onClose', async () => datasets.close());
 
   registerErrorHandling(app);
   answerProtocolRefusals(app);

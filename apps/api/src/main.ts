@@ -7,6 +7,9 @@ import { onShutdown, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
 import { buildApp } from './app.js';
 import { ApiEnv } from './config.js';
+import { createDatasetRepository } from './datasets/dataset-repository.js';
+import { spoolDir } from './datasets/dataset-service.js';
+import { startUploadSweeper, sweepUploadsAtStart, type UploadSweepReport } from './datasets/upload-sweep.js';
 
 const { config, log: logger } = startService('api', ApiEnv, { check: storageConfigFromEnv });
 
@@ -21,10 +24,20 @@ const queue = createTrainingQueue(redis, config.QUEUE_PREFIX);
 queue.on('error', (err) => logger.warn({ err }, 'redis error'));
 const store = createObjectStore(storageConfigFromEnv(config));
 const embedder = config.EMBEDDER_URL ? createEmbeddingClient(config.EMBEDDER_URL) : null;
+// What uploads that died with a previous process left (spool files, pending rows, their objects) goes before any request comes.
+const sweep = { repo: createDatasetRepository(db), store, spoolDir: spoolDir(config), graceS: config.SWEEP_GRACE_S };
+const logSweep = (report: Partial<UploadSweepReport>) => {
+  if (Object.values(report).some((v) => (Array.isArray(v) ? v.length > 0 : v !== 0))) logger.info({ sweep: report }, 'removed what dead uploads left');
+};
+const sweepFailed = (err: unknown) => logger.warn({ err }, 'upload sweep failed');
+// Not fatal: an object store that is down now must not keep the API from starting (/readyz says so).
+await sweepUploadsAtStart(sweep).then(logSweep, sweepFailed);
+const stopSweeper = startUploadSweeper(sweep, logSweep, sweepFailed);
 const app = await buildApp({ db, store, queue, config, logger, embedder, redis });
 
 // Stop accepting, let in-flight requests finish (10 s at most), then close the pools.
 onShutdown(logger, 10_000, async () => {
+  stopSweeper();
   await app.close();
   embedder?.close();
   await queue.close();

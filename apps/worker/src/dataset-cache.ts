@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { DatasetError } from '@moco/data';
+import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
 import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import { UserError, type DatasetLocation } from './protocol.js';
 
@@ -29,6 +29,39 @@ export async function localDataset(store: ObjectStore, cacheDir: string, ds: Dat
     await rm(temp, { force: true });
   }
   return file;
+}
+
+/**
+ * Removes the downloads that workers killed mid-download left in the cache, once not written for
+ * `graceS` (a live download writes as it goes; workers on this host may share the cache).
+ */
+export async function removeStaleDownloads(cacheDir: string, graceS: number): Promise<string[]> {
+  const root = path.resolve(cacheDir, 'datasets');
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  const olderThan = Date.now() - graceS * 1000;
+  const removed: string[] = [];
+  for (const entry of entries.filter((e) => e.isFile() && /\.partial-[0-9a-f-]{36}$/.test(e.name))) {
+    const file = path.join(entry.parentPath, entry.name);
+    const info = await stat(file).catch(() => null);
+    if (info && info.mtimeMs < olderThan) {
+      await rm(file, { force: true });
+      removed.push(path.relative(root, file));
+    }
+  }
+  return removed;
+}
+
+/**
+ * Reads a dataset through the cache. Problems with its data name the dataset (`dataset <id>
+ * (<file>)`), not the cache path, since they become the job's user-facing error message.
+ */
+export async function readStoredDataset(store: ObjectStore, cacheDir: string, ds: DatasetLocation, options: ReadOptions): Promise<ImageDataset> {
+  const file = await localDataset(store, cacheDir, ds);
+  try {
+    return await readDataset(file, options);
+  } catch (err) {
+    throw err instanceof DatasetError ? showFileAs(err, file, `dataset ${ds.id} (${path.basename(file)})`) : err;
+  }
 }
 
 /** An upload is an object of this deployment's store; a registered dataset is an object in any bucket its credentials can read. */

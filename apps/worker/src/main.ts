@@ -8,6 +8,8 @@ import { createRedis, createTrainingQueue, TRAINING_QUEUE, type QueuePayloads } 
 import { createServiceRegistry, onShutdown, startOpsServer, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
 import { Worker } from 'bullmq';
+import { sweepCheckpoints } from './checkpoint-sweep.js';
+import { removeStaleDownloads } from './dataset-cache.js';
 import { errorMessage, workerLogger } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
@@ -22,6 +24,9 @@ const db = createDb(env.DATABASE_URL, { maxConnections: 4 });
 const storage = storageConfigFromEnv(env);
 const store = createObjectStore(storage);
 await store.check();
+// What workers that died left: checkpoint objects no row names, partial puts, partial dataset downloads.
+const swept = { ...(await sweepCheckpoints(db, store, env.SWEEP_GRACE_S)), downloads: await removeStaleDownloads(env.WORKER_CACHE_DIR, env.SWEEP_GRACE_S) };
+if (swept.orphanObjects.length > 0 || swept.partials > 0 || swept.downloads.length > 0) log.info('removed what dead workers left', { ...swept });
 const redis = createRedis(env.REDIS_URL);
 redis.on('error', (err) => log.warn('redis connection error', { error: errorMessage(err) }));
 const queue = createTrainingQueue(redis, env.QUEUE_PREFIX);

@@ -3,12 +3,12 @@
 // computes. It does the object-store work (dataset, checkpoints) and reports everything else to the
 // worker, which alone writes to Postgres.
 import { Hyperparameters, toMocoConfig, type ResolvedHyperparameters } from '@moco/contracts';
-import { DatasetError, meanStd, readDataset } from '@moco/data';
+import { DatasetError, meanStd } from '@moco/data';
 import { checkConfig, initBackend } from '@moco/moco';
 import { createObjectStore } from '@moco/storage';
 import { train, type RunSettings, type TrainOptions } from '@moco/trainer';
 import { z } from 'zod';
-import { localDataset } from './dataset-cache.js';
+import { readStoredDataset } from './dataset-cache.js';
 import { checkpointKey, UserError, type ChildMessage, type DatasetLocation, type ParentMessage, type StartMessage } from './protocol.js';
 
 // The worker is gone (even SIGKILLed): nobody can record this run any more, and the job will be
@@ -42,7 +42,7 @@ async function run(start: StartMessage): Promise<ChildMessage> {
   const backend = await initBackend({ prefer: start.backend, log: () => {} });
   const store = createObjectStore(start.storage);
   const options = { imageSize: hp.image_size, channels: start.channels, ...start.limits };
-  const read = async (location: DatasetLocation) => readDataset(await localDataset(store, start.cacheDir, location), options);
+  const read = (location: DatasetLocation) => readStoredDataset(store, start.cacheDir, location, options);
   const trainSet = await read(start.train);
   const evalSet = start.eval ? await read(start.eval) : null;
   // As in train:local: the un-augmented training images vote for the eval images.

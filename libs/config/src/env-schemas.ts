@@ -55,7 +55,7 @@ export const apiEnv = {
   MAX_IMAGE_PIXELS: positiveInt(4096 * 4096),
   /** Most bytes a dataset may unpack and decode to while it is validated (the API holds them in memory). */
   MAX_DATASET_BYTES: positiveInt(2 * 1024 ** 3),
-  /** Where uploads are spooled while they are validated (default: the OS temp folder). */
+  /** Where uploads are spooled while they are validated (default: the OS temp folder); local to each replica. */
   UPLOAD_TEMP_DIR: z.string().min(1).optional(),
   /** Rate limits, counted in Redis so that every API replica shares them: the window they refill after... */
   RATE_LIMIT_WINDOW_S: positiveInt(60),
@@ -69,6 +69,19 @@ export const apiEnv = {
   API_HEADERS_TIMEOUT_MS: positiveInt(30_000),
   /** ...and its whole request, body included, within this (an upload of MAX_UPLOAD_BYTES must fit). */
   API_REQUEST_TIMEOUT_MS: positiveInt(900_000),
+  /** Uploads (and registrations) handled at once, each spooled and validated in a child process; more get 503 with Retry-After. */
+  MAX_CONCURRENT_UPLOADS: positiveInt(2),
+  /** The Retry-After (seconds) of that 503. */
+  UPLOAD_RETRY_AFTER_S: positiveInt(10),
+};
+
+/**
+ * Crash leftovers: an upload's row stays `pending` while its object is written, its heartbeat
+ * refreshed every SWEEP_GRACE_S / 4. Start-up (and periodic) sweeps remove pending rows silent for
+ * longer than this, with their objects, and objects without a row that are older than this.
+ */
+export const sweepEnv = {
+  SWEEP_GRACE_S: positiveInt(120),
 };
 
 export const workerEnv = {

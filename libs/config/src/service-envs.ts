@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { apiEnv, databaseEnv, embedderEnv, logEnv, redisEnv, storageEnv, workerEnv } from './env-schemas.js';
+import { apiEnv, databaseEnv, embedderEnv, logEnv, redisEnv, storageEnv, sweepEnv, workerEnv } from './env-schemas.js';
 
 // Every variable each long-running service reads, in one place: the services parse their environment
 // with these, and the deployment tests check the manifests and docker-compose.yml against them.
 
-export const ApiServiceEnv = z.object({ ...databaseEnv, ...redisEnv, ...storageEnv, ...logEnv, ...apiEnv });
+export const ApiServiceEnv = z.object({ ...databaseEnv, ...redisEnv, ...storageEnv, ...logEnv, ...apiEnv, ...sweepEnv });
 
 export const WorkerServiceEnv = z.object({
   ...databaseEnv,
@@ -12,6 +12,7 @@ export const WorkerServiceEnv = z.object({
   ...storageEnv,
   ...logEnv,
   ...workerEnv,
+  ...sweepEnv,
   // The limits the API validated datasets with, so a dataset it accepted is read the same way here.
   MAX_DATASET_BYTES: apiEnv.MAX_DATASET_BYTES,
   MAX_DATASET_FILES: apiEnv.MAX_DATASET_FILES,

@@ -14,3 +14,4 @@ export * from './rest-common.js';
 export * from './rest-datasets.js';
 export * from './rest-jobs.js';
 export * from './rest-models.js';
+export * from './dataset-validation.js';

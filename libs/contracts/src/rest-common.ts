@@ -22,6 +22,7 @@ export const API_ERROR_CODES = [
   'embedder_unavailable',
   'deadline_exceeded',
   'queue_unavailable',
+  'server_busy',
   'internal_error',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

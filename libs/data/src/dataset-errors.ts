@@ -30,3 +30,13 @@ export class DatasetError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * The same error naming `shown` wherever it named the server-side path `file` (a spool or cache
+ * file): users see their dataset's name, never where a server keeps it.
+ */
+export function showFileAs(err: DatasetError, file: string, shown: string): DatasetError {
+  const renamed = new DatasetError(err.code, err.file.replaceAll(file, shown), '', { cause: err.cause });
+  renamed.message = err.message.replaceAll(file, shown);
+  return renamed;
+}

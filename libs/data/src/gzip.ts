@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createGunzip, gunzip } from 'node:zlib';
 import { DatasetError, errorMessage } from './dataset-errors.js';
@@ -25,10 +25,13 @@ export async function gunzipIfGzipped(data: Uint8Array, file: string, maxBytes: 
   }
 }
 
-/** The first `length` decompressed bytes of a gzip file, to tell what it wraps without inflating all of it. */
-export async function gunzippedHead(file: string, length: number): Promise<Uint8Array> {
+/**
+ * The first `length` decompressed bytes of a gzip file (read from disk, or `data` when given), to
+ * tell what it wraps without inflating all of it.
+ */
+export async function gunzippedHead(file: string, length: number, data?: Uint8Array): Promise<Uint8Array> {
   const inflated = createGunzip();
-  pipeline(createReadStream(file), inflated, () => {});
+  pipeline(data ? Readable.from([data]) : createReadStream(file), inflated, () => {});
   const chunks: Buffer[] = [];
   let got = 0;
   try {

@@ -81,4 +81,21 @@ describe('idx', () => {
     expect(err.code).toBe('too_large');
     expect(err.file).toBe(bomb);
   });
+
+  it('refuses a gzipped idx file from its header when the header declares more than maxBytes, without inflating it', async () => {
+    // Only 8 bytes of data follow the header: inflating it all would find a short file, not a large one.
+    const declared = await writeBytes(join(dir, 'bomb/declared-images-idx3-ubyte.gz'), gzipSync(idxFile([4096, 64, 64], new Uint8Array(8))));
+    const err = await readError(readDataset({ format: 'idx', images: declared }, { maxBytes: 1024 * 1024 }));
+    expect(err.code).toBe('too_large');
+    expect(err.message).toMatch(/idx header declares 16777232 bytes, more than the limit of 1048576/);
+  });
+
+  it('refuses images with a zero dimension, whatever the image count', async () => {
+    for (const dims of [[1000, 0, 28], [1000, 28, 0], [3_000_000_000, 0, 28]]) {
+      const empty = await writeBytes(join(dir, 'empty/train-images-idx3-ubyte.gz'), gzipSync(idxFile(dims, new Uint8Array(0))));
+      const err = await readError(readDataset({ format: 'idx', images: empty }));
+      expect(err.code).toBe('bad_idx');
+      expect(err.message).toMatch(/an image needs at least one pixel/);
+    }
+  });
 });

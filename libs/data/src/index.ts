@@ -1,4 +1,4 @@
-export { DatasetError, type DatasetErrorCode } from './dataset-errors.js';
+export { DatasetError, showFileAs, type DatasetErrorCode } from './dataset-errors.js';
 export type { ImageDataset, ImageSize } from './image-dataset.js';
 export { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_PIXELS_PER_IMAGE, type ReadOptions } from './read-options.js';
 export { readDataset, type DatasetSource } from './read-dataset.js';

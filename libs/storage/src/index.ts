@@ -1,4 +1,5 @@
 export { createObjectStore, type ObjectStoreConfig } from './create-store.js';
+export { deleteOrphans, removeStalePartials, type OrphanSweep } from './orphan-sweep.js';
 export { LocalFolderStore } from './local-store.js';
 export {
   ObjectNotFoundError,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -28,6 +28,19 @@ describe('LocalFolderStore', () => {
     const nested = new LocalFolderStore(path.join(dir, 'a', 'b', 'c'));
     await nested.put('x/y.bin', Buffer.from('hi'));
     expect((await nested.getBytes('x/y.bin')).toString()).toBe('hi');
+  });
+
+  it('removes the temp files of puts that died mid-write once older than the cut-off, and nothing else', async () => {
+    await store.put('a/b/kept.bin', Buffer.from('kept'));
+    const dead = path.join(root, 'a/b/.moco-partial-dead');
+    const live = path.join(root, 'a/.moco-partial-live');
+    await writeFile(dead, 'half');
+    await utimes(dead, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    await writeFile(live, 'half');
+    expect(await store.removeStalePartials(new Date(Date.now() - 30_000))).toBe(1);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(await keys('')).toEqual(['a/b/kept.bin']);
   });
 
   it('lists in S3 key order, where "b-x" sorts before "b/1"', async () => {

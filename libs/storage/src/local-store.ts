@@ -124,6 +124,28 @@ export class LocalFolderStore implements ObjectStore {
     }
   }
 
+  /**
+   * Removes the temp files of puts whose process died mid-write (a crash leaves them, and `list`
+   * never shows them) last written before `olderThan`: a live put writes its file as it goes.
+   */
+  async removeStalePartials(olderThan: Date): Promise<number> {
+    let removed = 0;
+    const entries = await readdir(this.root, { withFileTypes: true, recursive: true }).catch((err: unknown) => {
+      if (isMissing(err)) return [];
+      throw err;
+    });
+    for (const entry of entries) {
+      if (!entry.isFile() || !entry.name.startsWith(TEMP_PREFIX)) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      const info = await stat(file).catch(() => null);
+      if (info && info.mtime < olderThan) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   async check(): Promise<void> {
     try {
       await mkdir(this.root, { recursive: true });

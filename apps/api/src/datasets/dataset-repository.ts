@@ -21,5 +21,33 @@ export function createDatasetRepository(db: Db) {
         take,
       });
     },
+
+    /** The heartbeat of an upload in progress (by the database's clock, which every replica shares). */
+    async touchPending(id: string): Promise<void> {
+      await db.$executeRaw`UPDATE datasets SET updated_at = now() WHERE id = ${id} AND status = 'pending'`;
+    },
+
+    /** Null when the row is no longer pending (a sweep took it for a dead upload's). */
+    async markReady(id: string): Promise<DatasetRow | null> {
+      const { count } = await db.dataset.updateMany({ where: { id, status: 'pending' }, data: { status: 'ready' } });
+      return count === 1 ? db.dataset.findUnique({ where: { id } }) : null;
+    },
+
+    async deletePending(id: string): Promise<void> {
+      await db.dataset.deleteMany({ where: { id, status: 'pending' } });
+    },
+
+    /** Uploads whose heartbeat stopped more than `graceS` ago: their API died mid-upload. */
+    stalePending(graceS: number): Promise<{ id: string; objectKey: string | null }[]> {
+      return db.$queryRaw`
+        SELECT id, object_key AS "objectKey" FROM datasets
+        WHERE status = 'pending' AND source = 'upload' AND updated_at < now() - ${graceS} * interval '1 second'`;
+    },
+
+    /** Which of `ids` have a row. */
+    async existing(ids: string[]): Promise<Set<string>> {
+      const rows = await db.dataset.findMany({ where: { id: { in: ids } }, select: { id: true } });
+      return new Set(rows.map((r) => r.id));
+    },
   };
 }

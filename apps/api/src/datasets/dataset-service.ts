@@ -2,18 +2,28 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import type { Dataset, Page, RegisterDatasetRequest } from '@moco/contracts';
-import { DatasetError, readDataset, sniffFile } from '@moco/data';
-import { newId, type DatasetModel } from '@moco/db';
+import type { Dataset, DatasetStats, Page, RegisterDatasetRequest } from '@moco/contracts';
+import { newId, type DatasetModel, type Prisma } from '@moco/db';
 import { parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import type { ApiConfig } from '../config.js';
-import { ApiError, invalidParameter, notFound } from '../shared/api-error.js';
+import { ApiError, invalidParameter, notFound, serverBusy } from '../shared/api-error.js';
 import { toPage } from '../shared/pagination.js';
 import type { Principal } from '../shared/scope.js';
 import type { DatasetRepository } from './dataset-repository.js';
 import { SpoolTooLarge, spoolToTempFile } from './spool.js';
+import { createDatasetValidator } from './validate-dataset.js';
 
-type Limits = Pick<ApiConfig, 'MAX_UPLOAD_BYTES' | 'MAX_DATASET_BYTES' | 'MAX_DATASET_FILES' | 'MAX_IMAGE_PIXELS' | 'UPLOAD_TEMP_DIR'>;
+type Limits = Pick<
+  ApiConfig,
+  | 'MAX_UPLOAD_BYTES'
+  | 'MAX_DATASET_BYTES'
+  | 'MAX_DATASET_FILES'
+  | 'MAX_IMAGE_PIXELS'
+  | 'UPLOAD_TEMP_DIR'
+  | 'MAX_CONCURRENT_UPLOADS'
+  | 'UPLOAD_RETRY_AFTER_S'
+  | 'SWEEP_GRACE_S'
+>;
 
 export interface DatasetServiceDeps {
   repo: DatasetRepository;
@@ -27,18 +37,6 @@ export interface Upload {
   filename?: string;
   contentLength?: number;
   contentType?: string;
-}
-
-/** What validation learned about a dataset file (the row's statistics). */
-interface Validated {
-  kind: string;
-  gzip: boolean;
-  imageCount: number;
-  height: number;
-  width: number;
-  channels: number;
-  classNames: string[] | null;
-  labelled: boolean;
 }
 
 export function toDatasetResource(row: DatasetModel): Dataset {
@@ -67,52 +65,51 @@ export function toDatasetResource(row: DatasetModel): Dataset {
  * that look for the labels file beside it derive the labels name from it, and would otherwise take
  * the file for its own labels.
  */
-function defaultFileName(v: Validated): string {
+function defaultFileName(v: DatasetStats): string {
   const base = v.kind === 'idx' ? 'dataset-images-idx3-ubyte' : `dataset.${v.kind}`;
   return v.gzip ? `${base}.gz` : base;
 }
 
 export type DatasetService = ReturnType<typeof createDatasetService>;
 
+/** The spool folder of uploads: the configured one, else the OS temp folder. */
+export function spoolDir(config: Pick<ApiConfig, 'UPLOAD_TEMP_DIR'>): string {
+  return config.UPLOAD_TEMP_DIR ?? os.tmpdir();
+}
+
 export function createDatasetService({ repo, store, config }: DatasetServiceDeps) {
-  const tempDir = config.UPLOAD_TEMP_DIR ?? os.tmpdir();
+  const tempDir = spoolDir(config);
+  const validator = createDatasetValidator();
+  let running = 0;
 
   /**
-   * Reads the whole dataset with the configured limits: decoding every image is the validation
-   * (each must decode, within the pixel, file and byte limits). @moco/data has no cheaper path
-   * that counts without decoding, so the decoded pixels (at most MAX_DATASET_BYTES) are held until
-   * the statistics are taken, then dropped. `displayName` replaces the temp path in error messages.
+   * At most MAX_CONCURRENT_UPLOADS at once, from the first byte: each holds a spool file and a
+   * validation process. More are refused, not queued, since a queue would hold their sockets too.
    */
-  async function validate(file: string, displayName: string, param: string): Promise<Validated> {
+  async function inUploadSlot<T>(task: () => Promise<T>): Promise<T> {
+    const max = config.MAX_CONCURRENT_UPLOADS;
+    if (running >= max) throw serverBusy(`${max} uploads are in progress, the most this server takes at once; retry later`, config.UPLOAD_RETRY_AFTER_S);
+    running += 1;
     try {
-      const { kind, gzip } = await sniffFile(file);
-      // A raw idx file is read explicitly: auto-detection would look for a labels file in the
-      // shared temp folder, where another upload's could be.
-      const ds = await readDataset(kind === 'idx' ? { format: 'idx', images: file } : { format: 'archive', path: file }, {
-        maxBytes: config.MAX_DATASET_BYTES,
-        maxFiles: config.MAX_DATASET_FILES,
-        maxPixelsPerImage: config.MAX_IMAGE_PIXELS,
-      });
-      return {
-        kind,
-        gzip,
-        imageCount: ds.count,
-        height: ds.height,
-        width: ds.width,
-        channels: ds.channels,
-        classNames: ds.classNames ?? null,
-        labelled: ds.labels !== undefined,
-      };
-    } catch (err) {
-      if (!(err instanceof DatasetError)) throw err;
-      const message = err.message.replaceAll(file, displayName);
-      throw new ApiError(422, 'invalid_dataset', message, param, [{ param, code: err.code, message }]);
+      return await task();
+    } finally {
+      running -= 1;
     }
   }
 
-  function statsOf(v: Validated) {
+  /** Validates the spooled file in a child process; `displayName` replaces the spool path in error messages. */
+  async function validate(file: string, displayName: string, param: string): Promise<DatasetStats> {
+    const result = await validator.validate({
+      file,
+      limits: { maxBytes: config.MAX_DATASET_BYTES, maxFiles: config.MAX_DATASET_FILES, maxPixelsPerImage: config.MAX_IMAGE_PIXELS },
+    });
+    if (result.outcome === 'valid') return result.stats;
+    const message = result.message.replaceAll(file, displayName);
+    throw new ApiError(422, 'invalid_dataset', message, param, [{ param, code: result.code, message }]);
+  }
+
+  function statsOf(v: DatasetStats) {
     return {
-      status: 'ready',
       format: v.gzip ? `${v.kind}.gz` : v.kind,
       imageCount: v.imageCount,
       height: v.height,
@@ -123,90 +120,118 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
     };
   }
 
-  return {
-    /** Spools the body (within MAX_UPLOAD_BYTES), validates it, stores it, then records it: nothing is left behind on failure. */
-    async upload(principal: Principal, upload: Upload): Promise<Dataset> {
-      const max = config.MAX_UPLOAD_BYTES;
-      const tooLarge = () => new ApiError(413, 'payload_too_large', `upload is larger than the limit of ${max} bytes`, 'body');
-      if (upload.contentLength !== undefined && upload.contentLength > max) throw tooLarge();
-      const spooled = await spoolToTempFile(upload.body, tempDir, max).catch((err: unknown) => {
-        throw err instanceof SpoolTooLarge ? tooLarge() : err;
+  /**
+   * Stores a validated file under a row that is `pending` until the object is whole, its heartbeat
+   * refreshed meanwhile: a crash at any point leaves a pending row that a sweep (of any replica)
+   * removes with its object once the heartbeat is stale, and never an object without a row.
+   */
+  async function storeUnderPendingRow(row: Prisma.DatasetUncheckedCreateInput & { objectKey: string; bytes: number }, file: string, contentType: string) {
+    await repo.insert({ ...row, status: 'pending' });
+    const beat = setInterval(() => void repo.touchPending(row.id).catch(() => undefined), (config.SWEEP_GRACE_S * 1000) / 4);
+    try {
+      await store.put(row.objectKey, createReadStream(file), { contentLength: row.bytes, contentType });
+      const ready = await repo.markReady(row.id);
+      if (!ready) throw new Error(`dataset ${row.id} was swept while its object was being written`);
+      return ready;
+    } catch (err) {
+      await store.delete(row.objectKey);
+      await repo.deletePending(row.id);
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /** Validates an object already in S3 (read through the store's credentials) and records it in place. */
+  async function registerInPlace(principal: Principal, request: RegisterDatasetRequest): Promise<Dataset> {
+    if (!(store instanceof S3Store)) {
+      throw invalidParameter('source', 'registering an s3:// dataset needs STORAGE_KIND=s3; upload the file instead');
+    }
+    let location: { bucket: string; prefix: string };
+    try {
+      location = parseS3Uri(request.source);
+    } catch (err) {
+      throw invalidParameter('source', (err as Error).message);
+    }
+    const uri = `s3://${location.bucket}/${location.prefix}`;
+    const remote = store.forBucket(location.bucket);
+    const max = config.MAX_UPLOAD_BYTES;
+    const unreadable = (err: unknown) => {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status !== undefined && status >= 400 && status < 500) {
+        return invalidParameter('source', `cannot read ${uri}: ${(err as Error).name} (HTTP ${status})`);
+      }
+      return err;
+    };
+    const info = await remote.head(location.prefix).catch((err: unknown) => {
+      throw unreadable(err);
+    });
+    if (!info) throw invalidParameter('source', `no object at ${uri}`);
+    const tooLarge = () => invalidParameter('source', `${uri} is larger than the limit of ${max} bytes`);
+    if (info.bytes > max) throw tooLarge();
+    const spooled = await spoolToTempFile(await remote.get(location.prefix), tempDir, max).catch((err: unknown) => {
+      throw err instanceof SpoolTooLarge ? tooLarge() : unreadable(err);
+    });
+    try {
+      const validated = await validate(spooled.path, uri, 'source');
+      const row = await repo.insert({
+        id: newId('ds'),
+        projectId: principal.projectId,
+        name: request.name ?? location.prefix.slice(location.prefix.lastIndexOf('/') + 1),
+        source: 's3',
+        status: 'ready',
+        uri,
+        bytes: spooled.bytes,
+        ...statsOf(validated),
       });
-      try {
-        const validated = await validate(spooled.path, upload.filename ?? 'upload', 'body');
-        const id = newId('ds');
-        const fileName = upload.filename ?? defaultFileName(validated);
-        const key = `projects/${principal.projectId}/datasets/${id}/${fileName}`;
-        await store.put(key, createReadStream(spooled.path), {
-          contentLength: spooled.bytes,
-          contentType: upload.contentType ?? 'application/octet-stream',
+      return toDatasetResource(row);
+    } finally {
+      await rm(spooled.path, { force: true });
+    }
+  }
+
+  return {
+    /** Stops the spare validation process. */
+    close: () => validator.close(),
+
+    /** Spools the body (within MAX_UPLOAD_BYTES), validates it, stores it under a pending row, then marks it ready. */
+    upload(principal: Principal, upload: Upload): Promise<Dataset> {
+      return inUploadSlot(async () => {
+        const max = config.MAX_UPLOAD_BYTES;
+        const tooLarge = () => new ApiError(413, 'payload_too_large', `upload is larger than the limit of ${max} bytes`, 'body');
+        if (upload.contentLength !== undefined && upload.contentLength > max) throw tooLarge();
+        const spooled = await spoolToTempFile(upload.body, tempDir, max).catch((err: unknown) => {
+          throw err instanceof SpoolTooLarge ? tooLarge() : err;
         });
         try {
-          const row = await repo.insert({
-            id,
-            projectId: principal.projectId,
-            name: upload.name ?? fileName,
-            source: 'upload',
-            objectKey: key,
-            uri: store.describe(key),
-            bytes: spooled.bytes,
-            ...statsOf(validated),
-          });
+          const validated = await validate(spooled.path, upload.filename ?? 'upload', 'body');
+          const id = newId('ds');
+          const fileName = upload.filename ?? defaultFileName(validated);
+          const key = `projects/${principal.projectId}/datasets/${id}/${fileName}`;
+          const row = await storeUnderPendingRow(
+            {
+              id,
+              projectId: principal.projectId,
+              name: upload.name ?? fileName,
+              source: 'upload',
+              objectKey: key,
+              uri: store.describe(key),
+              bytes: spooled.bytes,
+              ...statsOf(validated),
+            },
+            spooled.path,
+            upload.contentType ?? 'application/octet-stream',
+          );
           return toDatasetResource(row);
-        } catch (err) {
-          await store.delete(key);
-          throw err;
+        } finally {
+          await rm(spooled.path, { force: true });
         }
-      } finally {
-        await rm(spooled.path, { force: true });
-      }
+      });
     },
 
-    /** Validates an object already in S3 (read through the store's credentials) and records it in place. */
-    async register(principal: Principal, request: RegisterDatasetRequest): Promise<Dataset> {
-      if (!(store instanceof S3Store)) {
-        throw invalidParameter('source', 'registering an s3:// dataset needs STORAGE_KIND=s3; upload the file instead');
-      }
-      let location: { bucket: string; prefix: string };
-      try {
-        location = parseS3Uri(request.source);
-      } catch (err) {
-        throw invalidParameter('source', (err as Error).message);
-      }
-      const uri = `s3://${location.bucket}/${location.prefix}`;
-      const remote = store.forBucket(location.bucket);
-      const max = config.MAX_UPLOAD_BYTES;
-      const unreadable = (err: unknown) => {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if (status !== undefined && status >= 400 && status < 500) {
-          return invalidParameter('source', `cannot read ${uri}: ${(err as Error).name} (HTTP ${status})`);
-        }
-        return err;
-      };
-      const info = await remote.head(location.prefix).catch((err: unknown) => {
-        throw unreadable(err);
-      });
-      if (!info) throw invalidParameter('source', `no object at ${uri}`);
-      const tooLarge = () => invalidParameter('source', `${uri} is larger than the limit of ${max} bytes`);
-      if (info.bytes > max) throw tooLarge();
-      const spooled = await spoolToTempFile(await remote.get(location.prefix), tempDir, max).catch((err: unknown) => {
-        throw err instanceof SpoolTooLarge ? tooLarge() : unreadable(err);
-      });
-      try {
-        const validated = await validate(spooled.path, uri, 'source');
-        const row = await repo.insert({
-          id: newId('ds'),
-          projectId: principal.projectId,
-          name: request.name ?? location.prefix.slice(location.prefix.lastIndexOf('/') + 1),
-          source: 's3',
-          uri,
-          bytes: spooled.bytes,
-          ...statsOf(validated),
-        });
-        return toDatasetResource(row);
-      } finally {
-        await rm(spooled.path, { force: true });
-      }
+    /** Registers an object already in S3, in place. */
+    register(principal: Principal, request: RegisterDatasetRequest): Promise<Dataset> {
+      return inUploadSlot(() => registerInPlace(principal, request));
     },
 
     async get(projectId: string | undefined, id: string): Promise<Dataset> {

@@ -101,11 +101,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const apiError = toApiError(err);
     if (apiError.statusCode >= 500) {
       request.log.error({ err }, 'request failed');
-      apiError.message = `internal error (request id ${request.id})`;
+      // An ApiError's message is meant for clients (503 server_busy says when to retry); anything else may leak internals.
+      if (!(err instanceof ApiError)) apiError.message = `internal error (request id ${request.id})`;
     } else {
       request.log.info({ code: apiError.code, param: apiError.param }, apiError.message);
     }
     if (apiError.statusCode === 401) reply.header('www-authenticate', 'Bearer');
+    if (apiError.retryAfterS !== undefined) reply.header('retry-after', String(apiError.retryAfterS));
     return reply.code(apiError.statusCode).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) =>

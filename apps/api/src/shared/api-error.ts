@@ -4,6 +4,8 @@ import type { z } from 'zod';
 /** A failure the client caused or should know about; anything else is a 500 whose details stay in the log. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
+  /** Sent as Retry-After: when a client that was refused for lack of capacity may try again. */
+  retryAfterS?: number;
 
   constructor(
     readonly statusCode: number,
@@ -36,6 +38,13 @@ export function invalidParameters(problems: { param: string; message: string }[]
     first.param || null,
     problems.map((p) => ({ param: p.param || null, message: p.message })),
   );
+}
+
+/** 503 for work the server has no capacity for now, with when to retry. */
+export function serverBusy(message: string, retryAfterS: number): ApiError {
+  const err = new ApiError(503, 'server_busy', message);
+  err.retryAfterS = retryAfterS;
+  return err;
 }
 
 export function invalidParameter(param: string, message: string): ApiError {

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { zipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { solidImage, tarArchive } from '../../../../../libs/data/src/test-fixtures.js';
+import { idxFile, solidImage, tarArchive } from '../../../../../libs/data/src/test-fixtures.js';
 import type { CreatedKey } from '../../keys/key-service.js';
 import { useTestApp } from '../../testing/test-app.js';
 import { upload } from '../../testing/upload.js';
@@ -41,6 +41,43 @@ describe('hostile and malformed uploads', () => {
     expect(res.json.error).toMatchObject({ code: 'invalid_dataset', param: 'body', message: expect.stringMatching(message) });
     expect(res.json.error.details[0].code).toBe(code);
     expect(res.json.error.message).not.toContain(t.current.tempDir);
+    await expectNothingLeft();
+  });
+
+  it.each([
+    ['images of height 0', [1000, 0, 28]],
+    ['images of width 0', [1000, 28, 0]],
+    // More images than the image_count column holds: once a 500 from Postgres.
+    ['more images than a dataset may hold', [3_000_000_000, 0, 28]],
+  ])('rejects an idx header of %s with 422 naming the problem', async (_what, dims) => {
+    const res = await upload(t.current, key.key, gzipSync(idxFile(dims, new Uint8Array(0))));
+    expect(res.status).toBe(422);
+    expect(res.json.error).toMatchObject({ code: 'invalid_dataset', param: 'body', message: expect.stringMatching(/at least one pixel/) });
+    expect(res.json.error.details[0].code).toBe('bad_idx');
+    await expectNothingLeft();
+  });
+
+  it('refuses uploads past MAX_CONCURRENT_UPLOADS with 503 and Retry-After, in the one error shape', async () => {
+    const max = t.current.config.MAX_CONCURRENT_UPLOADS;
+    // Uploads that send a first chunk, then hang until released.
+    const releases: (() => void)[] = [];
+    const pending = Array.from({ length: max }, () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(Buffer.from('not a dataset'));
+          releases.push(() => controller.close());
+        },
+      });
+      return upload(t.current, key.key, body);
+    });
+    // Each holds its slot once its spool file exists.
+    while ((await t.current.tempFiles()).length < max) await new Promise((r) => setTimeout(r, 20));
+    const refused = await upload(t.current, key.key, gzipSync(idxFile([1, 1, 1], Uint8Array.of(1))));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe(String(t.current.config.UPLOAD_RETRY_AFTER_S));
+    expect(refused.json).toEqual({ error: { code: 'server_busy', message: expect.stringContaining('retry later'), param: null } });
+    for (const release of releases) release();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(Array(max).fill(422));
     await expectNothingLeft();
   });
 

@@ -18,7 +18,8 @@ const UPLOAD_DESCRIPTION = `Two ways, told apart by Content-Type:
 
 The file is validated (every image decoded, within the limits) before anything is stored: an invalid or
 hostile one (path traversal, links, decompression bombs, undecodable images, no images) gets 422
-\`invalid_dataset\` naming the file inside the archive, and leaves nothing behind.`;
+\`invalid_dataset\` naming the file inside the archive, and leaves nothing behind. At most
+MAX_CONCURRENT_UPLOADS are handled at once: more get 503 \`server_busy\` with \`Retry-After\`.`;
 
 const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async (app, { datasets }) => {
   // Any body that is not JSON is the dataset file: handed to the route as a stream, never buffered
@@ -34,7 +35,7 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
         summary: 'Upload or register a dataset',
         description: UPLOAD_DESCRIPTION,
         querystring: UploadDatasetQuery,
-        response: { 201: Dataset, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 429: ErrorBody },
+        response: { 201: Dataset, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
       config: {
         expensive: true,

@@ -1,0 +1,43 @@
+// Validates one uploaded dataset file in a process of its own (started by validate-dataset.ts):
+// decoding every image may hold up to MAX_DATASET_BYTES, which must never count against the API.
+import { DatasetValidationRequest, type DatasetValidationResult } from '@moco/contracts';
+import { DatasetError, readDataset, sniffFile } from '@moco/data';
+
+// The API is gone (even SIGKILLed): nobody wants this answer, and its spool file is swept.
+process.on('disconnect', () => process.exit(1));
+
+process.once('message', (message) => {
+  void validate(DatasetValidationRequest.parse(message)).then(
+    (result) => process.send!(result, undefined, undefined, () => process.exit(0)),
+    (err: unknown) => {
+      process.stderr.write(`dataset validation failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+});
+
+/** Reads the whole dataset within the limits: decoding every image is the validation. */
+async function validate({ file, limits }: DatasetValidationRequest): Promise<DatasetValidationResult> {
+  try {
+    const { kind, gzip } = await sniffFile(file);
+    // A raw idx file is read explicitly: auto-detection would look for a labels file in the
+    // shared temp folder, where another upload's could be.
+    const ds = await readDataset(kind === 'idx' ? { format: 'idx', images: file } : { format: 'archive', path: file }, limits);
+    return {
+      outcome: 'valid',
+      stats: {
+        kind,
+        gzip,
+        imageCount: ds.count,
+        height: ds.height,
+        width: ds.width,
+        channels: ds.channels,
+        classNames: ds.classNames ?? null,
+        labelled: ds.labels !== undefined,
+      },
+    };
+  } catch (err) {
+    if (err instanceof DatasetError) return { outcome: 'invalid', code: err.code, file: err.file, message: err.message };
+    throw err;
+  }
+}
