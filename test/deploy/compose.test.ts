@@ -25,7 +25,7 @@ const KNOWN_VARIABLES = new Set(Object.values(SERVICE_ENVS).flatMap((schema) => 
 /** Which of our services a compose service runs (by its command), or null for Postgres, Redis, MinIO. */
 function ourService(svc: ComposeService): ServiceName | null {
   const cmd = (svc.command ?? []).join(' ');
-  for (const name of ['api', 'worker', 'embedder'] as const) if (cmd.includes(`apps/${name}/src/main.ts`)) return name;
+  for (const name of ['api', 'worker', 'embedder'] as const) if (cmd.includes(`apps/${name}/src/main.js`)) return name;
   if (svc.build) throw new Error(`a service built from this repository runs an unknown command: ${cmd}`);
   return null;
 }

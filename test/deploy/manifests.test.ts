@@ -66,8 +66,8 @@ const find = (objs: K8sObject[], kind: string, name: string) => {
 /** Which service's configuration a container's command starts. */
 function serviceOf(container: Container): ServiceName | 'migrate' {
   const cmd = (container.command ?? []).join(' ');
-  for (const name of ['api', 'worker', 'embedder'] as const) if (cmd.includes(`apps/${name}/src/main.ts`)) return name;
-  if (cmd.includes('migrate-cli.ts')) return 'migrate';
+  for (const name of ['api', 'worker', 'embedder'] as const) if (cmd.includes(`apps/${name}/src/main.js`)) return name;
+  if (cmd.includes('migrate-cli.js')) return 'migrate';
   throw new Error(`container ${container.name} starts an unknown command: ${cmd}`);
 }
 

@@ -86,9 +86,9 @@ describe('API keys', () => {
   });
 
   it('keys:create makes the project once and prints a working key', async () => {
-    const script = new URL('../scripts/create-key.ts', import.meta.url).pathname;
+    const script = new URL('../scripts/keys.ts', import.meta.url).pathname;
     const run = async (...args: string[]) => {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, 'create', ...args], {
         env: { ...process.env, DATABASE_URL: t.current.config.DATABASE_URL },
       });
       return JSON.parse(stdout) as CreatedKey;
