@@ -11,9 +11,9 @@ export interface NodeProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** A real service process (a TypeScript entry point under tsx) for end-to-end and fault tests. */
+/** A real service process for end-to-end and fault tests: a TypeScript entry under tsx, or compiled JavaScript under plain node. */
 export function startNodeProcess(main: string, env: Record<string, string>): NodeProcess {
-  const proc = spawn(process.execPath, ['--import', TSX, main], {
+  const proc = spawn(process.execPath, [...(main.endsWith('.ts') ? ['--import', TSX] : []), main], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
