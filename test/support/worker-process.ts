@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 // A real worker process (apps/worker/src/main.ts under tsx) for end-to-end tests.
@@ -61,4 +62,22 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
       return exited;
     },
   };
+}
+
+/** The worker's trainer children (tsx also runs an esbuild child). */
+export function trainersOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid), '-f', 'trainer-child'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
+/** Gone, or a zombie nobody has reaped yet: either way it trains no more. */
+export function isGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
 }
