@@ -15,6 +15,7 @@ import { checkpointKey, UserError, type ChildMessage, type DatasetLocation, type
 // resumed elsewhere from its newest checkpoint, so stop at once instead of training as an orphan.
 process.on('disconnect', () => process.exit(1));
 
+// The worker asks for a stop only once this child reported 'ready' (before that it kills it: nothing to save).
 const stop = new AbortController();
 process.on('message', (message: ParentMessage) => {
   if (message.type === 'stop') return stop.abort();
@@ -28,8 +29,8 @@ process.on('message', (message: ParentMessage) => {
 });
 
 /**
- * Resolves once the message is handed to the OS. Awaiting it after every step also yields to the
- * event loop (tfjs kernels run synchronously), which is when 'stop' and 'disconnect' arrive.
+ * Resolves once the message is handed to the OS (a synchronous write settles without a turn of the
+ * event loop: the training loop yields before each step so that 'stop' and 'disconnect' arrive).
  */
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -53,9 +54,6 @@ async function run(start: StartMessage): Promise<ChildMessage> {
         config: toMocoConfig(hp, start.channels),
         settings: { seed: start.seed, augmentation: hp.augmentation, transform: { size: hp.image_size, ...meanStd(trainSet) } },
       };
-
-  // Stopped while loading: nothing was trained, so there is nothing to checkpoint.
-  if (stop.signal.aborted) return { type: 'done', stopped: true };
 
   let step = 0;
   let epochs = 0;

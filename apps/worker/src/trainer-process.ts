@@ -34,7 +34,7 @@ export class TrainerProcess {
     this.send(start);
   }
 
-  /** Asks for a stop between steps (the child saves a checkpoint first). */
+  /** Asks for a stop between steps (the child saves a checkpoint first); heard once it trains. */
   stop(): void {
     this.send({ type: 'stop' });
   }
