@@ -2,6 +2,7 @@ import type { ObjectStoreConfig } from '@moco/storage';
 import type { Db } from '@moco/db';
 import type { BackendName } from '@moco/moco';
 import type { ClaimedJob } from './claim.js';
+import type { DatasetCache } from './dataset-cache.js';
 import { errorMessage, type Logger } from './log.js';
 import { checkpointPrefix, UserError, type ChildMessage, type DatasetLocation, type StartMessage } from './protocol.js';
 import { LostJobError, RunRecorder } from './run-recorder.js';
@@ -23,7 +24,7 @@ export interface RunSettings {
   log: Logger;
   workerId: string;
   storage: ObjectStoreConfig;
-  cacheDir: string;
+  cache: DatasetCache;
   backend: BackendName | 'auto';
   /** The same dataset limits the API validated with. */
   limits: StartMessage['limits'];
@@ -162,7 +163,7 @@ async function startMessage(settings: RunSettings, job: ClaimedJob): Promise<Sta
   return {
     type: 'start',
     storage: settings.storage,
-    cacheDir: settings.cacheDir,
+    cache: settings.cache,
     backend: settings.backend,
     train: location(job.dataset),
     eval: job.evalDataset ? location(job.evalDataset) : null,

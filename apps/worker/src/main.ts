@@ -43,7 +43,7 @@ const processor = new TrainingProcessor({
   log,
   workerId,
   storage,
-  cacheDir: env.WORKER_CACHE_DIR,
+  cache: { dir: env.WORKER_CACHE_DIR, maxBytes: env.WORKER_CACHE_MAX_BYTES },
   backend: env.TRAIN_BACKEND,
   limits: { maxBytes: env.MAX_DATASET_BYTES, maxFiles: env.MAX_DATASET_FILES, maxPixelsPerImage: env.MAX_IMAGE_PIXELS },
   lockDurationMs: env.WORKER_LOCK_DURATION_MS,

@@ -8,7 +8,7 @@ import { checkConfig, initBackend } from '@moco/moco';
 import { createObjectStore } from '@moco/storage';
 import { train, type RunSettings, type TrainOptions } from '@moco/trainer';
 import { z } from 'zod';
-import { localDataset } from './dataset-cache.js';
+import { pinDataset } from './dataset-cache.js';
 import { checkpointKey, UserError, type ChildMessage, type DatasetLocation, type ParentMessage, type StartMessage } from './protocol.js';
 
 // The worker is gone (even SIGKILLed): nobody can record this run any more, and the job will be
@@ -43,7 +43,15 @@ async function run(start: StartMessage): Promise<ChildMessage> {
   const backend = await initBackend({ prefer: start.backend, log: () => {} });
   const store = createObjectStore(start.storage);
   const options = { imageSize: hp.image_size, channels: start.channels, ...start.limits };
-  const read = async (location: DatasetLocation) => readDataset(await localDataset(store, start.cacheDir, location), options);
+  const read = async (location: DatasetLocation) => {
+    // Pinned while it is read (into memory): eviction by this or another worker cannot take it meanwhile.
+    const pinned = await pinDataset(store, start.cache, location);
+    try {
+      return await readDataset(pinned.file, options);
+    } finally {
+      await pinned.release();
+    }
+  };
   const trainSet = await read(start.train);
   const evalSet = start.eval ? await read(start.eval) : null;
   // As in train:local: the un-augmented training images vote for the eval images.

@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createObjectStore, startTestS3Server, type ObjectStore, type ObjectStoreConfig, type TestS3Server } from '@moco/storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pinDataset, type DatasetCache } from './dataset-cache.js';
+import type { DatasetLocation } from './protocol.js';
+
+const BYTES = 1000;
+const HOLDER = path.join(import.meta.dirname, 'testing/hold-dataset.ts');
+
+let s3: TestS3Server;
+let storage: ObjectStoreConfig;
+let store: ObjectStore;
+const contents = new Map<string, Buffer>();
+const folders: string[] = [];
+
+beforeAll(async () => {
+  s3 = await startTestS3Server();
+  storage = { kind: 's3', ...s3 };
+  store = createObjectStore(storage);
+  for (const id of ['a', 'b', 'c']) {
+    contents.set(id, randomBytes(BYTES));
+    await store.put(`datasets/${id}.tar`, contents.get(id)!);
+  }
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await Promise.all(folders.map((f) => rm(f, { recursive: true, force: true })));
+});
+
+async function newCache(maxBytes: number): Promise<DatasetCache> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'dataset-cache-'));
+  folders.push(dir);
+  return { dir, maxBytes };
+}
+
+const location = (id: string): DatasetLocation => ({ id, objectKey: `datasets/${id}.tar`, uri: `s3://${s3.bucket}/datasets/${id}.tar` });
+const cached = async (cache: DatasetCache) => (await readdir(path.join(cache.dir, 'datasets'))).sort();
+/** Pins, checks the bytes, releases: one use of the dataset. */
+async function use(cache: DatasetCache, id: string): Promise<void> {
+  const pinned = await pinDataset(store, cache, location(id));
+  expect(await readFile(pinned.file)).toEqual(contents.get(id));
+  await pinned.release();
+  await new Promise((r) => setTimeout(r, 20)); // distinct last-use times
+}
+
+describe('the dataset cache', () => {
+  it('keeps within its bound by evicting the least recently used copies', async () => {
+    const cache = await newCache(2.5 * BYTES);
+    await use(cache, 'a');
+    await use(cache, 'b');
+    await use(cache, 'a'); // a hit: b is now the least recently used
+    expect(await cached(cache)).toEqual(['a', 'b']);
+    await use(cache, 'c');
+    expect(await cached(cache)).toEqual(['a', 'c']);
+    await use(cache, 'b'); // downloaded again; a goes
+    expect(await cached(cache)).toEqual(['b', 'c']);
+    expect(await readdir(path.join(cache.dir, 'pins'))).toEqual([]);
+  });
+
+  it('never evicts a dataset another process is reading, and sweeps what a killed process left', async () => {
+    const cache = await newCache(BYTES);
+    const holder = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), HOLDER, JSON.stringify({ storage, cache, location: location('a') })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = once(holder, 'exit');
+    try {
+      const [line] = (await Promise.race([
+        once(holder.stdout!, 'data'),
+        exited.then(() => Promise.reject(new Error('the other process exited before it pinned its dataset'))),
+      ])) as [Buffer];
+      const held = line.toString().trim();
+      await use(cache, 'b');
+      await use(cache, 'c'); // past the bound: b goes, a is read by the other process
+      expect(await cached(cache)).toEqual(['a', 'c']);
+      expect(await readFile(held)).toEqual(contents.get('a'));
+    } finally {
+      holder.kill('SIGKILL');
+      await exited;
+    }
+    await use(cache, 'b'); // the dead holder's pin is swept, so a can go now
+    expect(await cached(cache)).toEqual(['b']);
+    expect(await readdir(path.join(cache.dir, 'pins'))).toEqual([]);
+  });
+});
