@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { idxArchive } from '@moco/data';
 import { Rng } from '@moco/moco';
-import { MocoClient } from '@moco/sdk';
+import { MocoApiError, MocoClient } from '@moco/sdk';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { patterns, PATTERN_SIZE } from '../support/patterns.js';
@@ -178,7 +178,7 @@ describe('stops at any step', () => {
       if (withCheckpoints) continue;
       it("a SIGKILLed worker's trainer child exits promptly instead of training on", async () => {
         onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
-        const id = await createJob(50, periodic(withCheckpoints));
+        const id = await createJob(50, {});
         await reachStep(id, 2 * STEPS_PER_EPOCH);
         const trainers = await until('the trainer child', async () => {
           const pids = trainersOf(worker.proc.pid!);
@@ -193,5 +193,31 @@ describe('stops at any step', () => {
         await client.jobs.cancel(id);
       });
     }
+
+    it(`a cancel that arrives as training ends still ends the job cancelled`, async () => {
+      onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
+      // The last step's metrics are written just before the final checkpoint and the end of the run:
+      // a cancel sent then lands in that window, unless this machine is too slow to see it (409).
+      let id = '';
+      let asked = 0;
+      for (let tries = 0; tries < 3 && !asked; tries++) {
+        id = await createJob(1, {});
+        await until(`job ${id} at its last step`, async () => (await jobRow(id)).step === STEPS_PER_EPOCH);
+        const sent = Date.now();
+        const answer = await client.jobs.cancel(id).catch((err: unknown) => {
+          if (err instanceof MocoApiError && err.status === 409) return null;
+          throw err;
+        });
+        if (answer) asked = sent;
+      }
+      expect(asked, 'each cancel came after its job had ended').toBeGreaterThan(0);
+      const job = await until(`job ${id} ended`, async () => {
+        const row = await jobRow(id);
+        return row.finishedAt ? row : null;
+      });
+      expect(job.status).toBe('cancelled');
+      record('cancel_at_end', (await lastEvent(id, 'cancelled'))!.createdAt.getTime() - asked);
+      expect(await newestCheckpoint(id)).toMatchObject({ step: STEPS_PER_EPOCH, final: true });
+    });
   }
 });

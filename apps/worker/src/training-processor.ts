@@ -72,16 +72,14 @@ export class TrainingProcessor {
     const newest = () => db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { id: true, step: true } });
     const saved = (c: { id: string; step: number } | null) => (c ? `newest checkpoint: step ${c.step} (${c.id})` : 'no checkpoint was saved');
     const live: JobStatus[] = ['running', 'cancelling'];
-    const fail = (code: string, text: string, checkpointId?: string | null) =>
-      transitionJob(db, job.id, {
-        from: live,
-        to: 'failed',
-        event: { type: 'failed', message: text, data: { error_code: code, step, ...(checkpointId === undefined ? {} : { checkpoint_id: checkpointId }) } },
-        set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
-      });
+    const failed = (code: string, text: string, data: object = {}) => ({
+      to: 'failed' as const,
+      event: { type: 'failed', message: text, data: { error_code: code, step, ...data } },
+      set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
+    });
+    const fail = (code: string, text: string) => transitionJob(db, job.id, { from: live, ...failed(code, text) });
     // A cancel request wins over the end of training, a stop or a retry: the user was told the job would end cancelled.
     const cancelIfRequested = async () => {
-      if ((await db.job.findUnique({ where: { id: job.id }, select: { status: true } }))?.status !== 'cancelling') return false;
       const checkpoint = await newest();
       return transitionJob(db, job.id, {
         from: ['cancelling'],
@@ -89,6 +87,12 @@ export class TrainingProcessor {
         event: { type: 'cancelled', message: `cancelled at step ${step}; ${saved(checkpoint)}`, data: { step, checkpoint_id: checkpoint?.id ?? null } },
         set: { finishedAt: new Date() },
       });
+    };
+    /** The run's own ending, taken only while the job is still plainly running: a cancel that came first wins. */
+    const endRunning = async (change: Omit<Parameters<typeof transitionJob>[2], 'from'>) => {
+      if (await transitionJob(db, job.id, { from: ['running'], ...change })) return true;
+      await cancelIfRequested();
+      return false;
     };
 
     // The transitions below check the status only: make sure no other worker took the job over meanwhile.
@@ -98,26 +102,22 @@ export class TrainingProcessor {
     }
     switch (outcome.kind) {
       case 'finished':
-        if (await cancelIfRequested()) return;
-        await transitionJob(db, job.id, {
-          from: live,
+        await endRunning({
           to: 'succeeded',
           event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId } },
           set: { finishedAt: new Date() },
         });
         return;
       case 'stopped': {
-        if (await cancelIfRequested()) return;
         const checkpoint = await newest();
         if (outcome.reason === 'max_runtime') {
           // The limit as the row has it now: it is read live, and may have changed since the claim.
           const limit = (await db.job.findUnique({ where: { id: job.id }, select: { maxRuntimeS: true } }))?.maxRuntimeS;
           const text = `the job ran longer than max_runtime_s (${limit} s); stopped at step ${step}; ${saved(checkpoint)}`;
-          await fail('max_runtime_exceeded', text, checkpoint?.id ?? null);
-          throw new UnrecoverableError(text);
+          if (await endRunning(failed('max_runtime_exceeded', text, { checkpoint_id: checkpoint?.id ?? null }))) throw new UnrecoverableError(text);
+          return;
         }
-        await transitionJob(db, job.id, {
-          from: ['running'],
+        const requeued = await endRunning({
           to: 'queued',
           event: {
             type: 'requeued',
@@ -126,7 +126,8 @@ export class TrainingProcessor {
           },
           set: { workerId: null },
         });
-        return giveBack(message, token);
+        if (requeued) return giveBack(message, token);
+        return;
       }
       case 'failed': {
         if (outcome.userError) {
