@@ -4,7 +4,7 @@ import path from 'node:path';
 import { idxArchive } from '@moco/data';
 import { Rng } from '@moco/moco';
 import { MocoApiError, MocoClient } from '@moco/sdk';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { patterns, PATTERN_SIZE } from '../support/patterns.js';
 import { range, waitFor } from '../support/wait.js';
@@ -12,10 +12,11 @@ import { isGone, startWorkerProcess, trainersOf, workerEnvFrom, type WorkerProce
 
 // Stops at random steps, through the real API, a real worker process (and its trainer child),
 // Postgres, Redis and S3: a cancel, an exceeded max_runtime_s, a SIGTERM of the worker and a
-// SIGKILL of it, each with and without checkpoint_every. Every stop must land within 2 s with the
-// right terminal status and a true message; a SIGTERM'd job resumes from the checkpoint taken at
-// the signal on a new worker, with every metric step once. STOPS_SEED replays a run (the seed is
-// printed on failure); STOPS_ROUNDS repeats the whole set for a longer soak.
+// SIGKILL of it, with and without checkpoint_every, and a cancel that races the end of training.
+// Every stop must land within 2 s with the right terminal status and a true message; a SIGTERM'd
+// job resumes from the checkpoint taken at the signal on a new worker, with every metric step once;
+// an orphaned trainer child exits. STOPS_SEED replays a run (the seed is printed on failure);
+// STOPS_ROUNDS repeats the whole set for a longer soak.
 
 const SEED = Number(process.env.STOPS_SEED ?? Math.floor(Math.random() * 1e9));
 const ROUNDS = Number(process.env.STOPS_ROUNDS ?? 1);
@@ -27,6 +28,8 @@ const STEPS_PER_EPOCH = IMAGES / HP.batch_size;
 const rng = new Rng(SEED);
 /** Milliseconds from each stop (request, deadline, signal) to the job's terminal or requeued event. */
 const stopTimes: { kind: string; ms: number }[] = [];
+/** Milliseconds from each SIGTERM to the worker's exit. */
+const exitTimes: number[] = [];
 
 describe('stops at any step', () => {
   const t = useTestApp({ MAX_UPLOAD_BYTES: String(4 * 1024 ** 2) });
@@ -59,9 +62,9 @@ describe('stops at any step', () => {
   const createJob = async (epochs: number, extra: { checkpoint_every?: number; max_runtime_s?: number }) =>
     (await client.jobs.create({ dataset_id: datasetId, hyperparameters: { ...HP, epochs }, seed: rng.int(1000), ...extra })).id;
 
-  /** A random step to stop at (0: while the trainer still loads), reached as the worker reports it. */
-  const reachStep = async (id: string, last: number) => {
-    const at = rng.int(last + 1);
+  /** A random step to stop at, in [first, last] (0: while the trainer still loads), reached as the worker reports it. */
+  const reachStep = async (id: string, last: number, first = 0) => {
+    const at = first + rng.int(last - first + 1);
     await until(`job ${id} at step ${at}`, async () => {
       const job = await jobRow(id);
       return job.status === 'running' && job.step >= at;
@@ -88,9 +91,24 @@ describe('stops at any step', () => {
       console.log(
         `stops: ${ms.length} tried (seed ${SEED}); stop to terminal status: median ${ms[Math.floor(ms.length / 2)]} ms, max ${ms.at(-1)} ms`,
         stopTimes.map((s) => `${s.kind} ${s.ms}`).join(', '),
+        `; SIGTERM to worker exit: ${exitTimes.join(', ')} ms`,
       );
     }
   });
+
+  beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(`stops suite seed: ${SEED} (STOPS_SEED=${SEED} replays it)`)));
+
+  /**
+   * What a stopped job's message must say, truly: the step it reached and its newest checkpoint,
+   * which (after the first step) is the step it reached; and every metric step up to there once.
+   */
+  const expectTrueStop = async (id: string, step: number, message: string) => {
+    const checkpoint = await newestCheckpoint(id);
+    expect(message).toContain(` at step ${step}; `);
+    expect(message).toContain(checkpoint ? `newest checkpoint: step ${checkpoint.step} (${checkpoint.id})` : 'no checkpoint was saved');
+    if (step > 0) expect(checkpoint?.step).toBe(step);
+    expect(await lossSteps(id)).toEqual(range(1, step));
+  };
 
   const record = (kind: string, ms: number) => {
     stopTimes.push({ kind, ms });
@@ -102,7 +120,6 @@ describe('stops at any step', () => {
       const label = withCheckpoints ? 'with checkpoint_every' : 'without checkpoint_every';
 
       it(`cancel ends the job cancelled, at the step it reached (${label})`, async () => {
-        onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
         const id = await createJob(50, periodic(withCheckpoints));
         await reachStep(id, 2 * STEPS_PER_EPOCH);
         const asked = Date.now();
@@ -114,13 +131,11 @@ describe('stops at any step', () => {
         expect(job.status).toBe('cancelled');
         const event = (await lastEvent(id, 'cancelled'))!;
         record('cancel', event.createdAt.getTime() - asked);
-        expect(event.message).toContain(`step ${job.step}`);
         expect(event.data).toMatchObject({ step: job.step });
-        expect(await lossSteps(id)).toEqual(range(1, job.step));
+        await expectTrueStop(id, job.step, event.message);
       });
 
       it(`max_runtime_s fails the job at its deadline with a true message (${label})`, async () => {
-        onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
         const id = await createJob(50, { ...periodic(withCheckpoints), max_runtime_s: 3600 });
         await reachStep(id, 2 * STEPS_PER_EPOCH);
         // The limit is read live: lowered to end within a second from now, at whatever step that is.
@@ -134,16 +149,11 @@ describe('stops at any step', () => {
         expect(job).toMatchObject({ status: 'failed', errorCode: 'max_runtime_exceeded' });
         const event = (await lastEvent(id, 'failed'))!;
         record('max_runtime', event.createdAt.getTime() - (startedAt!.getTime() + limit * 1000));
-        const checkpoint = await newestCheckpoint(id);
-        expect(job.errorMessage).toContain(`max_runtime_s (${limit} s); stopped at step ${job.step}; `);
-        expect(job.errorMessage).toContain(checkpoint ? `newest checkpoint: step ${checkpoint.step} (${checkpoint.id})` : 'no checkpoint');
-        // A stop after the first step saves the step it reached.
-        if (job.step > 0) expect(checkpoint?.step).toBe(job.step);
-        expect(await lossSteps(id)).toEqual(range(1, job.step));
+        expect(job.errorMessage).toContain(`ran longer than max_runtime_s (${limit} s); stopped at step ${job.step}; `);
+        await expectTrueStop(id, job.step, job.errorMessage!);
       });
 
       it(`SIGTERM checkpoints the current step, requeues, and the job resumes there on another worker (${label})`, async () => {
-        onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
         const epochs = 2;
         // Started first, so that its start-up competes with neither the stop nor its measurement.
         const next = startWorker();
@@ -156,6 +166,9 @@ describe('stops at any step', () => {
         const signalled = Date.now();
         holder.proc.kill('SIGTERM');
         expect(await holder.exited).toEqual({ code: 0, signal: null });
+        exitTimes.push(Date.now() - signalled);
+        // Well within Kubernetes' default grace period (30 s) before it would SIGKILL.
+        expect(exitTimes.at(-1)).toBeLessThan(10_000);
         worker = holder === worker ? next : worker;
         const requeued = await until(`job ${id} requeued`, () => lastEvent(id, 'requeued'));
         record('sigterm', requeued.createdAt.getTime() - signalled);
@@ -177,9 +190,9 @@ describe('stops at any step', () => {
       // Without checkpoint_every only: with it, the child noticed anyway, at the I/O of its next checkpoint.
       if (withCheckpoints) continue;
       it("a SIGKILLed worker's trainer child exits promptly instead of training on", async () => {
-        onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
         const id = await createJob(50, {});
-        await reachStep(id, 2 * STEPS_PER_EPOCH);
+        // Once it trains (a child still loading notices only when it first reports, however long loading takes).
+        await reachStep(id, 2 * STEPS_PER_EPOCH, 1);
         const trainers = await until('the trainer child', async () => {
           const pids = trainersOf(worker.proc.pid!);
           return pids.length > 0 ? pids : null;
@@ -195,7 +208,6 @@ describe('stops at any step', () => {
     }
 
     it(`a cancel that arrives as training ends still ends the job cancelled`, async () => {
-      onTestFailed(() => console.error(`stops suite seed: ${SEED}`));
       // The last step's metrics are written just before the final checkpoint and the end of the run:
       // a cancel sent then lands in that window, unless this machine is too slow to see it (409).
       let id = '';
