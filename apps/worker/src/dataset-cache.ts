@@ -76,7 +76,7 @@ async function download(source: ObjectStore, key: string, ds: DatasetLocation, t
 }
 
 /** Removes least recently used copies nobody reads until the cache fits its bound, and what dead processes left. */
-export async function evict(cache: DatasetCache): Promise<void> {
+async function evict(cache: DatasetCache): Promise<void> {
   for (const folder of ['pins', 'partial']) {
     for (const name of await list(path.join(cache.dir, folder))) {
       const leftover = path.join(cache.dir, folder, name);
