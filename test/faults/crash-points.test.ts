@@ -71,7 +71,7 @@ async function leftovers(): Promise<string[]> {
   return [
     ...files.filter(isPartial).map((f) => `partial object ${f}`),
     ...(await filesUnder(stack.spoolDir)).map((f) => `spool file ${f}`),
-    ...(await filesUnder(stack.cacheDir)).filter((f) => f.includes('.partial-')).map((f) => `partial download ${f}`),
+    ...(await filesUnder(stack.cacheDir)).filter((f) => /^(partial|pins)\//.test(f)).map((f) => `partial download or dead pin ${f}`),
     ...datasets.filter((d) => d.status !== 'ready').map((d) => `dataset ${d.id} is ${d.status}`),
     ...datasets.filter((d) => d.objectKey && !objects.has(d.objectKey)).map((d) => `dataset ${d.id} without its object`),
     ...checkpoints.filter((c) => !objects.has(c.objectKey)).map((c) => `checkpoint ${c.id} without its object`),

@@ -152,7 +152,7 @@ async function send(base: string, a: Attempt): Promise<Outcome> {
 
 const KNOWN_CODES: readonly string[] = API_ERROR_CODES;
 
-/** What is wrong with an error response, if anything: not the one shape, an unknown code, a 429 without Retry-After. */
+/** What is wrong with an error response, if anything: not the one shape, an unknown code, a 429 or 503 server_busy without Retry-After. */
 function errorShapeProblem(status: number, text: string | undefined, retryAfter?: string | null): string | undefined {
   let json: unknown;
   try {
@@ -163,12 +163,21 @@ function errorShapeProblem(status: number, text: string | undefined, retryAfter?
   const parsed = ErrorBody.safeParse(json);
   if (!parsed.success) return `${status} body is not the error shape: ${text?.slice(0, 200)}`;
   if (!KNOWN_CODES.includes(parsed.data.error.code)) return `${status} unknown error code ${parsed.data.error.code}`;
-  if (status === 429 && !retryAfter) return '429 without Retry-After';
+  if ((status === 429 || parsed.data.error.code === 'server_busy') && !retryAfter) return `${status} without Retry-After`;
   return undefined;
 }
 
-/** The test app has no embedder: POST /v1/embeddings answers 503 embedder_unavailable by design. */
-const designed5xx = (a: Attempt, o: Outcome) => a.op.path === '/v1/embeddings' && o.status === 503 && o.text?.includes('"embedder_unavailable"');
+/**
+ * 503s by design: the test app has no embedder (POST /v1/embeddings: embedder_unavailable), and
+ * uploads beyond MAX_CONCURRENT_UPLOADS at once are turned away (POST /v1/datasets: server_busy,
+ * whose Retry-After errorShapeProblem checks).
+ */
+function designed5xx(a: Attempt, o: Outcome): string | undefined {
+  if (o.status !== 503) return undefined;
+  if (a.op.path === '/v1/embeddings' && o.text?.includes('"embedder_unavailable"')) return '503 no embedder';
+  if (a.op.path === '/v1/datasets' && o.text?.includes('"server_busy"')) return '503 busy';
+  return undefined;
+}
 
 function problemOf(a: Attempt, o: Outcome): string | undefined {
   if (o.status === 'no response') return undefined;
@@ -228,7 +237,7 @@ describe('REST fault suite', () => {
         while (next < attempts.length) {
           const a = attempts[next++]!;
           const o = await send(url, a);
-          const cls = o.status === 'no response' ? 'no response' : designed5xx(a, o) ? '503 no embedder' : `${String(o.status)[0]}xx`;
+          const cls = o.status === 'no response' ? 'no response' : (designed5xx(a, o) ?? `${String(o.status)[0]}xx`);
           byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
           const problem = problemOf(a, o);
           if (problem && failures.length < 20) failures.push(`${a.method} ${a.op.path} [${a.changed.join(' | ')}] -> ${problem}`);

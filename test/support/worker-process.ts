@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startNodeProcess, type NodeProcess } from './node-process.js';
 
@@ -34,4 +36,22 @@ export function workerEnvFrom(config: {
 
 export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
   return startNodeProcess(MAIN, { TRAIN_BACKEND: 'wasm', LOG_LEVEL: 'info', ...env });
+}
+
+/** The worker's trainer children (tsx also runs an esbuild child). */
+export function trainersOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid), '-f', 'trainer-child'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
+/** Gone, or a zombie nobody has reaped yet: either way it trains no more. */
+export function isGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
 }

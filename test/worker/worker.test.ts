@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,13 +10,14 @@ import { createRedis, createTrainingQueue, enqueueTraining, TRAINING_ATTEMPTS, t
 import { createObjectStore, startTestS3Server, type ObjectStore, type TestS3Server } from '@moco/storage';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
+import { patterns, PATTERN_SIZE as SIZE } from '../support/patterns.js';
+import { range, waitFor as waitUntil } from '../support/wait.js';
+import { isGone, startWorkerProcess, trainersOf, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
 
 // The training worker end to end: real worker processes (tsx), real Postgres, Redis and S3
 // protocol, a tiny MoCo on the wasm backend. The tests run in order and share workers: each
 // starts where the previous one left the system.
 
-const SIZE = 16;
 const IMAGES = 256;
 const SMALL: HyperparametersInput = { width: 4, dim: 16, K: 256, batch_size: 32, bn_splits: 4, image_size: SIZE, knn_k: 20 };
 const STEP_METRICS = ['feature_std', 'loss', 'lr', 'pretext_accuracy'];
@@ -56,18 +55,9 @@ function startWorker(): WorkerProcess {
   return worker;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) {
-      const tail = workers.flatMap((w) => w.logs.slice(-15)).join('\n');
-      throw new Error(`timed out waiting for ${what}; worker logs:\n${tail}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls until `probe` answers; a timeout shows the workers' last log lines. */
+const waitFor = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs?: number) =>
+  waitUntil(what, probe, { timeoutMs, context: () => `worker logs:\n${workers.flatMap((w) => w.logs.slice(-15)).join('\n')}` });
 
 const jobRow = (id: string) => db.job.findUniqueOrThrow({ where: { id } });
 /** Waits for the job to reach `status`; ending in another final status fails at once. */
@@ -90,25 +80,6 @@ const eventTypes = async (jobId: string) => (await db.jobEvent.findMany({ where:
 
 async function metricSteps(jobId: string, name: string): Promise<number[]> {
   return (await db.metric.findMany({ where: { jobId, name }, orderBy: { step: 'asc' } })).map((m) => m.step);
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** Four pattern classes (stripes both ways, a square, a diagonal) with noise: labelled and learnable. */
-function patterns(count: number, seed: number): ImageDataset {
-  let s = seed;
-  const noise = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) % 64) - 32;
-  const pixels = new Uint8Array(count * SIZE * SIZE);
-  const labels = Int32Array.from({ length: count }, (_, i) => i % 4);
-  labels.forEach((c, i) => {
-    for (let y = 0; y < SIZE; y++) {
-      for (let x = 0; x < SIZE; x++) {
-        const on = [y % 4 < 2, x % 4 < 2, x > 4 && x < 11 && y > 4 && y < 11, Math.abs(x - y) < 3][c]!;
-        pixels[i * SIZE * SIZE + y * SIZE + x] = Math.max(0, Math.min(255, (on ? 200 : 40) + noise()));
-      }
-    }
-  });
-  return { count, height: SIZE, width: SIZE, channels: 1, pixels, labels };
 }
 
 /** A ready dataset row, as the API leaves one after validating an upload or a registration. */
@@ -153,24 +124,6 @@ async function createJob(opts: { epochs: number; datasetId?: string; evalDataset
   });
   if (opts.enqueue !== false) await enqueueTraining(queue, id);
   return id;
-}
-
-/** The worker's trainer children (tsx also runs an esbuild child). */
-function trainersOf(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid), '-f', 'trainer-child'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
-}
-
-/** Gone, or a zombie nobody has reaped yet: either way it trains no more. */
-function isGone(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-  } catch {
-    return true;
-  }
 }
 
 async function finalWeights(jobId: string): Promise<Map<string, { data: Float32Array }>> {

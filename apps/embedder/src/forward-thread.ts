@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { status } from '@grpc/grpc-js';
 import type { CheckpointTransform } from '@moco/models';
 import type { BackendName } from '@moco/moco';
-import { siblingEntry } from '@moco/service';
+import { siblingEntry, type ConsoleLevel } from '@moco/service';
 import type { Logger } from 'pino';
 import { EmbedError } from './errors.js';
 import type { ModelInput } from './preprocess.js';
@@ -34,7 +34,7 @@ export type ToThread =
 
 export type FromThread =
   | { op: 'ready'; backend: string; detail: string }
-  | { op: 'log'; line: string }
+  | { op: 'log'; line: string; level?: ConsoleLevel }
   | { op: 'done'; id: number; vectors?: Vectors }
   /** `gone`: the handle is not loaded in this thread (it was started after the load). */
   | { op: 'failed'; id: number; message: string; stack?: string; gone?: boolean };
@@ -147,7 +147,7 @@ export class ForwardThread {
           this.log.info({ backend: m.backend, detail: m.detail, threads: this.data.threads }, 'forward-pass thread ready');
           resolve();
         } else if (m.op === 'log') {
-          this.log[m.line.startsWith('warning') ? 'warn' : 'info']({ thread: 'forward-pass' }, m.line);
+          this.log[m.level ?? (m.line.startsWith('warning') ? 'warn' : 'info')]({ thread: 'forward-pass' }, m.line);
         } else {
           const call = this.calls.get(m.id);
           this.calls.delete(m.id);

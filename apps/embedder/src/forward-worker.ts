@@ -1,11 +1,14 @@
 // The forward-pass thread (started by forward-thread.ts): owns tfjs and the loaded query encoders.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, loadTrainingState, type Encoder } from '@moco/moco';
+import { routeConsole } from '@moco/service';
 import { batchInput } from './batch-input.js';
 import type { FromThread, ThreadData, ToThread } from './forward-thread.js';
 
 const port = parentPort!;
 const send = (message: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+// Libraries' console output (tfjs's banner) becomes the embedder's log entries, not plain text.
+routeConsole((level, line) => send({ op: 'log', line, level }));
 const encoders = new Map<number, Encoder>();
 
 const choice = await initBackend({ prefer: (workerData as ThreadData).backend, log: (line) => send({ op: 'log', line }) });

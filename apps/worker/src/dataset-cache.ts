@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
@@ -8,59 +9,155 @@ import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moc
 import { UserError, type DatasetLocation } from './protocol.js';
 
 /**
- * The local copy of a dataset's file, `<cacheDir>/datasets/<id>/<object name>`, downloaded on
- * first use. Datasets never change, so a copy is reused. The download is renamed into place, so
- * processes sharing the cache see the whole file or none.
+ * The worker's dataset cache, shared by every process that names the same folder:
+ *
+ *   datasets/<id>/<object name>   the cached copy (its mtime is its last use)
+ *   pins/<host>@<pid>@<uuid>/<name>   a hard link to a copy a process is reading
+ *   partial/<host>@<pid>@<uuid>       a download in progress
+ *
+ * A reader pins a copy (a hard link, atomic) before it reads it, so eviction, which only removes
+ * copies nobody links to (link count 1), never takes a dataset in use; and should it unlink one in
+ * the instant a reader links it, the reader's link still holds the bytes. Pins and downloads of
+ * processes of this host that died are swept (those of other hosts sharing the folder once a day
+ * old). Least recently used copies go first, once the cache is larger than its bound.
  */
-export async function localDataset(store: ObjectStore, cacheDir: string, ds: DatasetLocation): Promise<string> {
+const FOREIGN_LEFTOVER_MS = 24 * 3600_000;
+
+export interface DatasetCache {
+  dir: string;
+  maxBytes: number;
+}
+
+export interface PinnedDataset {
+  /** The dataset's bytes, under the object's own name, readable until `release`. */
+  file: string;
+  release(): Promise<void>;
+}
+
+export async function pinDataset(store: ObjectStore, cache: DatasetCache, ds: DatasetLocation): Promise<PinnedDataset> {
   const { source, key } = objectOf(store, ds);
   // Under the object's own name: readDataset judges a file by its content, but finds an idx label file by name.
-  const file = path.resolve(cacheDir, 'datasets', ds.id, path.posix.basename(key));
-  if (await stat(file).then(() => true, () => false)) return file;
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.partial-${randomUUID()}`;
+  const name = path.posix.basename(key);
+  const entry = path.join(cache.dir, 'datasets', ds.id, name);
+  const pins = path.join(cache.dir, 'pins', ownName());
+  const file = path.join(pins, name);
+  await mkdir(pins, { recursive: true });
+  const release = () => rm(pins, { recursive: true, force: true });
+  try {
+    if (await linked(entry, file)) {
+      const now = new Date();
+      await utimes(file, now, now);
+    } else {
+      await download(source, key, ds, { temp: path.join(cache.dir, 'partial', ownName()), entry, pin: file });
+      await sweepDatasetCache(cache);
+    }
+    return { file, release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
+/**
+ * Reads a dataset through the cache, pinned while it is read (into memory), so eviction by this or
+ * another worker cannot take it meanwhile. Problems with its data name the dataset (`dataset <id>
+ * (<file>)`), not the cache path, since they become the job's user-facing error message.
+ */
+export async function readStoredDataset(store: ObjectStore, cache: DatasetCache, ds: DatasetLocation, options: ReadOptions): Promise<ImageDataset> {
+  const pinned = await pinDataset(store, cache, ds);
+  try {
+    return await readDataset(pinned.file, options);
+  } catch (err) {
+    throw err instanceof DatasetError ? showFileAs(err, pinned.file, `dataset ${ds.id} (${path.basename(pinned.file)})`) : err;
+  } finally {
+    await pinned.release();
+  }
+}
+
+/** Downloads to a private file, pins it, then puts it in the cache (the whole file or none). */
+async function download(source: ObjectStore, key: string, ds: DatasetLocation, to: { temp: string; entry: string; pin: string }): Promise<void> {
+  const { temp, entry, pin } = to;
+  await mkdir(path.dirname(temp), { recursive: true });
   try {
     const body = await source.get(key).catch((err: unknown) => {
       throw err instanceof ObjectNotFoundError ? new DatasetError('not_found', ds.uri, 'the dataset object is missing', { cause: err }) : err;
     });
     await pipeline(body, createWriteStream(temp));
-    await rename(temp, file);
+    await link(temp, pin);
+    await mkdir(path.dirname(entry), { recursive: true });
+    await rename(temp, entry);
   } finally {
     await rm(temp, { force: true });
   }
-  return file;
 }
 
 /**
- * Removes the downloads that workers killed mid-download left in the cache, once not written for
- * `graceS` (a live download writes as it goes; workers on this host may share the cache).
+ * Removes what dead processes left (pins, partial downloads), then least recently used copies nobody
+ * reads until the cache fits its bound. After each download, and when a worker starts.
  */
-export async function removeStaleDownloads(cacheDir: string, graceS: number): Promise<string[]> {
-  const root = path.resolve(cacheDir, 'datasets');
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  const olderThan = Date.now() - graceS * 1000;
-  const removed: string[] = [];
-  for (const entry of entries.filter((e) => e.isFile() && /\.partial-[0-9a-f-]{36}$/.test(e.name))) {
-    const file = path.join(entry.parentPath, entry.name);
-    const info = await stat(file).catch(() => null);
-    if (info && info.mtimeMs < olderThan) {
-      await rm(file, { force: true });
-      removed.push(path.relative(root, file));
+export async function sweepDatasetCache(cache: DatasetCache): Promise<void> {
+  for (const folder of ['pins', 'partial']) {
+    for (const name of await list(path.join(cache.dir, folder))) {
+      const leftover = path.join(cache.dir, folder, name);
+      if (await abandoned(name, leftover)) await rm(leftover, { recursive: true, force: true });
     }
   }
-  return removed;
+  const copies: { file: string; bytes: number; usedAt: number; pinned: boolean }[] = [];
+  const datasets = path.join(cache.dir, 'datasets');
+  for (const id of await list(datasets)) {
+    for (const name of await list(path.join(datasets, id))) {
+      const file = path.join(datasets, id, name);
+      const s = await stat(file).catch(() => null);
+      if (s) copies.push({ file, bytes: s.size, usedAt: s.mtimeMs, pinned: s.nlink > 1 });
+    }
+  }
+  let total = copies.reduce((sum, c) => sum + c.bytes, 0);
+  for (const c of copies.sort((a, b) => a.usedAt - b.usedAt)) {
+    if (total <= cache.maxBytes) break;
+    if (c.pinned) continue;
+    await rm(c.file, { force: true });
+    await rmdir(path.dirname(c.file)).catch(() => {}); // another copy, or a download, may be arriving there
+    total -= c.bytes;
+  }
 }
 
-/**
- * Reads a dataset through the cache. Problems with its data name the dataset (`dataset <id>
- * (<file>)`), not the cache path, since they become the job's user-facing error message.
- */
-export async function readStoredDataset(store: ObjectStore, cacheDir: string, ds: DatasetLocation, options: ReadOptions): Promise<ImageDataset> {
-  const file = await localDataset(store, cacheDir, ds);
+/** A name no other process, nor another call of this one, uses; host and pid say whose it is, for the sweep. */
+function ownName(): string {
+  return `${hostname()}@${process.pid}@${randomUUID()}`;
+}
+
+/** Left by a dead process: its pid is gone from this host, or (another host's, whose pids mean nothing here) it is a day old. */
+async function abandoned(name: string, leftover: string): Promise<boolean> {
+  const [host, pid] = name.split('@');
+  if (host === hostname()) return !alive(Number(pid));
+  const s = await stat(leftover).catch(() => null);
+  return s !== null && Date.now() - s.mtimeMs > FOREIGN_LEFTOVER_MS;
+}
+
+async function linked(from: string, to: string): Promise<boolean> {
   try {
-    return await readDataset(file, options);
+    await link(from, to);
+    return true;
   } catch (err) {
-    throw err instanceof DatasetError ? showFileAs(err, file, `dataset ${ds.id} (${path.basename(file)})`) : err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function list(dir: string): Promise<string[]> {
+  return readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -2,16 +2,20 @@ import type { ObjectStoreConfig } from '@moco/storage';
 import type { Db } from '@moco/db';
 import type { BackendName } from '@moco/moco';
 import type { ClaimedJob } from './claim.js';
+import type { DatasetCache } from './dataset-cache.js';
 import { errorMessage, type Logger } from './log.js';
 import { checkpointPrefix, UserError, type ChildMessage, type DatasetLocation, type StartMessage } from './protocol.js';
 import { LostJobError, RunRecorder } from './run-recorder.js';
 import { TrainerProcess } from './trainer-process.js';
 
-/**
- * How often a run beats its heartbeat and looks for a cancel request or an exceeded runtime
- * (counted from the job's first start, so requeues and retries cannot stretch it).
- */
+/** How often a run beats its heartbeat (a write; other workers take a job over once it is stale). */
 const HEARTBEAT_MS = 1_000;
+/**
+ * How often a run looks for a cancel request or an exceeded runtime (counted from the job's first
+ * start, so requeues and retries cannot stretch it): a read, often enough that a stop lands well
+ * within 2 s of its request.
+ */
+const STOP_POLL_MS = 250;
 /** How often buffered metric rows are written when fewer than a batch arrive. */
 const FLUSH_MS = 1_000;
 
@@ -20,7 +24,7 @@ export interface RunSettings {
   log: Logger;
   workerId: string;
   storage: ObjectStoreConfig;
-  cacheDir: string;
+  cache: DatasetCache;
   backend: BackendName | 'auto';
   /** The same dataset limits the API validated with. */
   limits: StartMessage['limits'];
@@ -47,7 +51,10 @@ export class JobRun {
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown = null;
   private result: Extract<ChildMessage, { type: 'done' | 'failed' }> | null = null;
-  private beating = false;
+  /** The child reported its model: it trains, and a stop waits for its step and checkpoint. */
+  private training = false;
+  private discarding = false;
+  private readonly asking = new Set<'heartbeat' | 'wants'>();
 
   constructor(
     private readonly settings: RunSettings,
@@ -57,21 +64,36 @@ export class JobRun {
     this.recorder = new RunRecorder(settings.db, settings.workerId, { ...job, latestMetrics: job.latestMetrics as Record<string, number> }, onProgress);
   }
 
-  /** Stops between steps with a checkpoint; the first reason given is the one reported. */
+  /** Stops between steps with a checkpoint; the first reason given is the one reported (and the child is asked once). */
   stop(reason: StopReason): void {
-    this.stopReason ??= reason;
-    this.child?.stop();
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    if (this.child) this.stopChild(this.child);
+  }
+
+  private stopChild(child: TrainerProcess): void {
+    if (this.training) return child.stop();
+    // Still starting or loading (which can take seconds): nothing is trained, so nothing needs
+    // saving. Whatever it reports from now on is dropped, so that a step it raced to finish
+    // meanwhile (without a checkpoint) is not recorded either: a resume will do it again.
+    this.result = { type: 'done', stopped: true };
+    this.discarding = true;
+    child.kill();
   }
 
   async execute(): Promise<RunOutcome> {
     const start = await startMessage(this.settings, this.job);
-    this.child = new TrainerProcess(start, (message) => this.enqueue(() => this.onMessage(message)));
-    if (this.stopReason) this.child.stop();
+    this.child = new TrainerProcess(start, (message) => {
+      if (this.discarding) return;
+      if (message.type === 'ready') this.training = true;
+      this.enqueue(() => this.onMessage(message));
+    });
+    if (this.stopReason) this.stopChild(this.child);
     const flush = setInterval(() => this.enqueue(() => this.recorder.flush()), FLUSH_MS);
-    const beat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    const beat = setInterval(() => void this.check('heartbeat'), HEARTBEAT_MS);
+    const poll = setInterval(() => void this.check('wants'), STOP_POLL_MS);
     const exit = await this.child.closed;
-    clearInterval(flush);
-    clearInterval(beat);
+    for (const timer of [flush, beat, poll]) clearInterval(timer);
     // The rows reported since the last flush, whatever the ending.
     this.enqueue(() => this.recorder.flush());
     await this.chain;
@@ -102,11 +124,12 @@ export class JobRun {
     else await this.recorder.record(message);
   }
 
-  private async beat(): Promise<void> {
-    if (this.beating) return;
-    this.beating = true;
+  /** Acts on what the job's row asks for, read by the heartbeat or by a read between beats; one of each at a time. */
+  private async check(ask: 'heartbeat' | 'wants'): Promise<void> {
+    if (this.asking.has(ask)) return;
+    this.asking.add(ask);
     try {
-      const wants = await this.recorder.heartbeat();
+      const wants = await this.recorder[ask]();
       if (!wants) {
         this.failure ??= new LostJobError(`job ${this.job.id} was taken over by another worker`);
         this.child?.kill();
@@ -116,10 +139,10 @@ export class JobRun {
         this.stop('max_runtime');
       }
     } catch (err) {
-      // A Postgres hiccup: the next beat tries again, and a failed metrics write ends the run.
-      this.settings.log.warn('heartbeat failed', { job_id: this.job.id, error: errorMessage(err) });
+      // A Postgres hiccup: the next look tries again, and a failed metrics write ends the run.
+      this.settings.log.warn(`job ${ask} check failed`, { job_id: this.job.id, error: errorMessage(err) });
     } finally {
-      this.beating = false;
+      this.asking.delete(ask);
     }
   }
 }
@@ -140,7 +163,7 @@ async function startMessage(settings: RunSettings, job: ClaimedJob): Promise<Sta
   return {
     type: 'start',
     storage: settings.storage,
-    cacheDir: settings.cacheDir,
+    cache: settings.cache,
     backend: settings.backend,
     train: location(job.dataset),
     eval: job.evalDataset ? location(job.evalDataset) : null,

@@ -9,7 +9,7 @@ import { createServiceRegistry, onShutdown, startOpsServer, startService } from 
 import { createObjectStore } from '@moco/storage';
 import { Worker } from 'bullmq';
 import { sweepCheckpoints } from './checkpoint-sweep.js';
-import { removeStaleDownloads } from './dataset-cache.js';
+import { sweepDatasetCache } from './dataset-cache.js';
 import { errorMessage, workerLogger } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
@@ -25,8 +25,10 @@ const storage = storageConfigFromEnv(env);
 const store = createObjectStore(storage);
 await store.check();
 // What workers that died left: checkpoint objects no row names, partial puts, partial dataset downloads.
-const swept = { ...(await sweepCheckpoints(db, store, env.SWEEP_GRACE_S)), downloads: await removeStaleDownloads(env.WORKER_CACHE_DIR, env.SWEEP_GRACE_S) };
-if (swept.orphanObjects.length > 0 || swept.partials > 0 || swept.downloads.length > 0) log.info('removed what dead workers left', { ...swept });
+const cache = { dir: env.WORKER_CACHE_DIR, maxBytes: env.WORKER_CACHE_MAX_BYTES };
+await sweepDatasetCache(cache);
+const swept = await sweepCheckpoints(db, store, env.SWEEP_GRACE_S);
+if (swept.orphanObjects.length > 0 || swept.partials > 0) log.info('removed what dead workers left', { ...swept });
 const redis = createRedis(env.REDIS_URL);
 redis.on('error', (err) => log.warn('redis connection error', { error: errorMessage(err) }));
 const queue = createTrainingQueue(redis, env.QUEUE_PREFIX);
@@ -37,7 +39,7 @@ const processor = new TrainingProcessor({
   log,
   workerId,
   storage,
-  cacheDir: env.WORKER_CACHE_DIR,
+  cache,
   backend: env.TRAIN_BACKEND,
   limits: { maxBytes: env.MAX_DATASET_BYTES, maxFiles: env.MAX_DATASET_FILES, maxPixelsPerImage: env.MAX_IMAGE_PIXELS },
   lockDurationMs: env.WORKER_LOCK_DURATION_MS,

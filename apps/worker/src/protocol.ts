@@ -1,6 +1,7 @@
 // Messages between the worker (parent) and the trainer child of one job, over the IPC channel.
 import type { ObjectStoreConfig } from '@moco/storage';
 import type { BackendChoice, BackendName } from '@moco/moco';
+import type { DatasetCache } from './dataset-cache.js';
 
 /** Where a dataset's bytes are: an object uploaded to this deployment's store, or a registered s3:// URI. */
 export interface DatasetLocation {
@@ -30,7 +31,7 @@ export interface EncoderInfo {
 export interface StartMessage {
   type: 'start';
   storage: ObjectStoreConfig;
-  cacheDir: string;
+  cache: DatasetCache;
   backend: BackendName | 'auto';
   train: DatasetLocation;
   eval: DatasetLocation | null;

@@ -1,10 +1,21 @@
-import { addJobEvent, newId, notifyJobUpdate, type Db, type JobEventInput, type Prisma } from '@moco/db';
+import { addJobEvent, newId, notifyJobUpdate, Prisma, type Db, type JobEventInput } from '@moco/db';
 import type { ChildMessage, EncoderInfo, TransformInfo } from './protocol.js';
 
 type Tx = Prisma.TransactionClient;
 
 /** Metric rows are written once this many are waiting (and at least every second, by the run's timer). */
 const FLUSH_ROWS = 50;
+
+export interface Wants {
+  cancelling: boolean;
+  overtime: boolean;
+}
+
+const OVERTIME = Prisma.sql`coalesce(started_at + max_runtime_s * interval '1 second' <= now(), false)`;
+
+function toWants(row: { status: string; overtime: boolean } | undefined): Wants | null {
+  return row ? { cancelling: row.status === 'cancelling', overtime: row.overtime } : null;
+}
 
 /** The row no longer names this worker: another worker took the job over (or it was finished for it). */
 export class LostJobError extends Error {
@@ -114,17 +125,27 @@ export class RunRecorder {
   }
 
   /**
-   * Refreshes the heartbeat and says what the row asks for: a stop when it is `cancelling` or has
-   * run past max_runtime_s (read live, by the database's clock); null when it no longer names
-   * this worker (another worker took the job over, or it was finished for it).
+   * Refreshes the heartbeat and says what the row asks for (see `wants`); null when it no longer
+   * names this worker (another worker took the job over, or it was finished for it).
    */
-  async heartbeat(tx: Tx | Db = this.db): Promise<{ cancelling: boolean; overtime: boolean } | null> {
+  async heartbeat(tx: Tx | Db = this.db): Promise<Wants | null> {
     const rows = await tx.$queryRaw<{ status: string; overtime: boolean }[]>`
       UPDATE jobs SET heartbeat_at = now()
       WHERE id = ${this.job.id} AND worker_id = ${this.workerId} AND status IN ('running', 'cancelling')
-      RETURNING status, coalesce(started_at + max_runtime_s * interval '1 second' <= now(), false) AS overtime`;
-    const row = rows[0];
-    return row ? { cancelling: row.status === 'cancelling', overtime: row.overtime } : null;
+      RETURNING status, ${OVERTIME} AS overtime`;
+    return toWants(rows[0]);
+  }
+
+  /**
+   * What the row asks for, read without writing (cheap enough to ask several times a second): a
+   * stop when it is `cancelling` or has run past max_runtime_s (read live, by the database's
+   * clock); null when it no longer names this worker.
+   */
+  async wants(): Promise<Wants | null> {
+    const rows = await this.db.$queryRaw<{ status: string; overtime: boolean }[]>`
+      SELECT status, ${OVERTIME} AS overtime FROM jobs
+      WHERE id = ${this.job.id} AND worker_id = ${this.workerId} AND status IN ('running', 'cancelling')`;
+    return toWants(rows[0]);
   }
 
   private add(step: number, epoch: number, values: Record<string, number>): void {

@@ -5,16 +5,21 @@
 import { Hyperparameters, toMocoConfig, type ResolvedHyperparameters } from '@moco/contracts';
 import { DatasetError, meanStd } from '@moco/data';
 import { checkConfig, initBackend } from '@moco/moco';
+import { childProcessLogger } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
 import { train, type RunSettings, type TrainOptions } from '@moco/trainer';
 import { z } from 'zod';
 import { readStoredDataset } from './dataset-cache.js';
 import { checkpointKey, UserError, type ChildMessage, type DatasetLocation, type ParentMessage, type StartMessage } from './protocol.js';
 
+// Libraries' console output (tfjs's banner) as the worker's JSON log entries, not plain text.
+childProcessLogger('worker', 'trainer');
+
 // The worker is gone (even SIGKILLed): nobody can record this run any more, and the job will be
 // resumed elsewhere from its newest checkpoint, so stop at once instead of training as an orphan.
 process.on('disconnect', () => process.exit(1));
 
+// The worker asks for a stop only once this child reported 'ready' (before that it kills it: nothing to save).
 const stop = new AbortController();
 process.on('message', (message: ParentMessage) => {
   if (message.type === 'stop') return stop.abort();
@@ -28,8 +33,8 @@ process.on('message', (message: ParentMessage) => {
 });
 
 /**
- * Resolves once the message is handed to the OS. Awaiting it after every step also yields to the
- * event loop (tfjs kernels run synchronously), which is when 'stop' and 'disconnect' arrive.
+ * Resolves once the message is handed to the OS (a synchronous write settles without a turn of the
+ * event loop: the training loop yields before each step so that 'stop' and 'disconnect' arrive).
  */
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -42,7 +47,7 @@ async function run(start: StartMessage): Promise<ChildMessage> {
   const backend = await initBackend({ prefer: start.backend, log: () => {} });
   const store = createObjectStore(start.storage);
   const options = { imageSize: hp.image_size, channels: start.channels, ...start.limits };
-  const read = (location: DatasetLocation) => readStoredDataset(store, start.cacheDir, location, options);
+  const read = (location: DatasetLocation) => readStoredDataset(store, start.cache, location, options);
   const trainSet = await read(start.train);
   const evalSet = start.eval ? await read(start.eval) : null;
   // As in train:local: the un-augmented training images vote for the eval images.
@@ -53,9 +58,6 @@ async function run(start: StartMessage): Promise<ChildMessage> {
         config: toMocoConfig(hp, start.channels),
         settings: { seed: start.seed, augmentation: hp.augmentation, transform: { size: hp.image_size, ...meanStd(trainSet) } },
       };
-
-  // Stopped while loading: nothing was trained, so there is nothing to checkpoint.
-  if (stop.signal.aborted) return { type: 'done', stopped: true };
 
   let step = 0;
   let epochs = 0;

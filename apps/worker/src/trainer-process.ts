@@ -1,10 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { siblingEntry } from '@moco/service';
 import type { ChildMessage, StartMessage } from './protocol.js';
 
-const CHILD_ENTRY = fileURLToPath(new URL('./trainer-child.ts', import.meta.url));
-// Resolved from this file, so the child finds tsx whatever the working directory.
-const TSX_LOADER = import.meta.resolve('tsx');
+const CHILD = siblingEntry(import.meta.url, 'trainer-child');
 
 export interface ChildExit {
   code: number | null;
@@ -17,8 +15,8 @@ export class TrainerProcess {
   private readonly child: ChildProcess;
 
   constructor(start: StartMessage, onMessage: (message: ChildMessage) => void) {
-    this.child = fork(CHILD_ENTRY, [], {
-      execArgv: ['--import', TSX_LOADER],
+    this.child = fork(CHILD.path, [], {
+      execArgv: CHILD.execArgv,
       // Structured clone rather than JSON: a diverged loss stays NaN instead of becoming null.
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -34,7 +32,7 @@ export class TrainerProcess {
     this.send(start);
   }
 
-  /** Asks for a stop between steps (the child saves a checkpoint first). */
+  /** Asks for a stop between steps (the child saves a checkpoint first); heard once it trains. */
   stop(): void {
     this.send({ type: 'stop' });
   }

@@ -68,22 +68,32 @@ export class TrainingProcessor {
   private async finish(job: ClaimedJob, run: JobRun, outcome: RunOutcome, message: TrainingMessage, token?: string): Promise<void> {
     const { db } = this.settings;
     const { step, lastCheckpointId } = run.recorder;
+    // The job's own newest checkpoint, whichever attempt saved it: what a resume would continue.
+    const newest = () => db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { id: true, step: true } });
+    const saved = (c: { id: string; step: number } | null) => (c ? `newest checkpoint: step ${c.step} (${c.id})` : 'no checkpoint was saved');
     const live: JobStatus[] = ['running', 'cancelling'];
-    const fail = (code: string, text: string) =>
-      transitionJob(db, job.id, {
-        from: live,
-        to: 'failed',
-        event: { type: 'failed', message: text, data: { error_code: code, step } },
-        set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
-      });
-    // A cancel request wins over a stop or a retry: the user wanted the job to end.
-    const cancelIfRequested = () =>
-      transitionJob(db, job.id, {
+    const failed = (code: string, text: string, data: object = {}) => ({
+      to: 'failed' as const,
+      event: { type: 'failed', message: text, data: { error_code: code, step, ...data } },
+      set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
+    });
+    const fail = (code: string, text: string) => transitionJob(db, job.id, { from: live, ...failed(code, text) });
+    // A cancel request wins over the end of training, a stop or a retry: the user was told the job would end cancelled.
+    const cancelIfRequested = async () => {
+      const checkpoint = await newest();
+      return transitionJob(db, job.id, {
         from: ['cancelling'],
         to: 'cancelled',
-        event: { type: 'cancelled', message: `cancelled at step ${step}`, data: { step, checkpoint_id: lastCheckpointId } },
+        event: { type: 'cancelled', message: `cancelled at step ${step}; ${saved(checkpoint)}`, data: { step, checkpoint_id: checkpoint?.id ?? null } },
         set: { finishedAt: new Date() },
       });
+    };
+    /** The run's own ending, taken only while the job is still plainly running: a cancel that came first wins. */
+    const endRunning = async (change: Omit<Parameters<typeof transitionJob>[2], 'from'>) => {
+      if (await transitionJob(db, job.id, { from: ['running'], ...change })) return true;
+      await cancelIfRequested();
+      return false;
+    };
 
     // The transitions below check the status only: make sure no other worker took the job over meanwhile.
     if (outcome.kind === 'lost' || !(await run.recorder.heartbeat())) {
@@ -92,31 +102,32 @@ export class TrainingProcessor {
     }
     switch (outcome.kind) {
       case 'finished':
-        await transitionJob(db, job.id, {
-          from: live,
+        await endRunning({
           to: 'succeeded',
           event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId } },
           set: { finishedAt: new Date() },
         });
         return;
       case 'stopped': {
-        if (await cancelIfRequested()) return;
+        const checkpoint = await newest();
         if (outcome.reason === 'max_runtime') {
-          const text = `the job ran longer than max_runtime_s (${job.maxRuntimeS} s); stopped at step ${step} with a checkpoint`;
-          await fail('max_runtime_exceeded', text);
-          throw new UnrecoverableError(text);
+          // The limit as the row has it now: it is read live, and may have changed since the claim.
+          const limit = (await db.job.findUnique({ where: { id: job.id }, select: { maxRuntimeS: true } }))?.maxRuntimeS;
+          const text = `the job ran longer than max_runtime_s (${limit} s); stopped at step ${step}; ${saved(checkpoint)}`;
+          if (await endRunning(failed('max_runtime_exceeded', text, { checkpoint_id: checkpoint?.id ?? null }))) throw new UnrecoverableError(text);
+          return;
         }
-        await transitionJob(db, job.id, {
-          from: ['running'],
+        const requeued = await endRunning({
           to: 'queued',
           event: {
             type: 'requeued',
-            message: `worker ${this.settings.workerId} is shutting down; the job goes back to the queue at step ${step}`,
-            data: { reason: 'shutdown', step, checkpoint_id: lastCheckpointId },
+            message: `worker ${this.settings.workerId} is shutting down; the job goes back to the queue at step ${step}; ${saved(checkpoint)}`,
+            data: { reason: 'shutdown', step, checkpoint_id: checkpoint?.id ?? null },
           },
           set: { workerId: null },
         });
-        return giveBack(message, token);
+        if (requeued) return giveBack(message, token);
+        return;
       }
       case 'failed': {
         if (outcome.userError) {

@@ -92,6 +92,8 @@ export const workerEnv = {
   RECONCILE_INTERVAL_S: positiveInt(60),
   /** Where the worker keeps downloaded datasets between jobs. */
   WORKER_CACHE_DIR: z.string().min(1).default('./.data/worker-cache'),
+  /** Bound on the cached datasets' bytes: least recently used ones not being read are evicted past it. */
+  WORKER_CACHE_MAX_BYTES: positiveInt(20 * 1024 ** 3),
   /** BullMQ lock of a running job: the job of a worker that died goes to another one about this long after. */
   WORKER_LOCK_DURATION_MS: positiveInt(30_000),
   /** How often each worker looks for jobs whose lock expired. */

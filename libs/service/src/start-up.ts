@@ -40,21 +40,39 @@ export function startService<S extends z.ZodObject>(
 }
 
 const CONSOLE_LEVELS = { debug: 'debug', log: 'info', info: 'info', warn: 'warn', error: 'error' } as const;
+export type ConsoleLevel = (typeof CONSOLE_LEVELS)[keyof typeof CONSOLE_LEVELS];
 
 /**
- * Sends console output and process warnings to `log` (in this thread: a worker thread or a child
- * process calls it for itself). Libraries print with console and Node prints warnings to stderr as
- * plain text; reassigning these globals is the only hook Node gives for either.
+ * Hands this thread's console output to `sink` instead of stdout and stderr. Libraries print with
+ * console as plain text (tfjs's banner); reassigning the methods is the only hook Node gives. A worker
+ * thread, whose console goes to the process's stdout past the main thread's, calls it for itself.
+ */
+export function routeConsole(sink: (level: ConsoleLevel, line: string) => void): void {
+  for (const [method, level] of Object.entries(CONSOLE_LEVELS)) {
+    (console as unknown as Record<string, (...args: unknown[]) => void>)[method] = (...args: unknown[]) => sink(level, format(...args));
+  }
+}
+
+/**
+ * Sends console output and process warnings to `log` (a child process calls it for itself). Node
+ * prints warnings to stderr as plain text unless process.emitWarning is replaced.
  */
 export function routeConsoleTo(log: Logger): void {
-  for (const [method, level] of Object.entries(CONSOLE_LEVELS)) {
-    (console as unknown as Record<string, (...args: unknown[]) => void>)[method] = (...args: unknown[]) =>
-      log[level]({ source: 'console' }, format(...args));
-  }
+  routeConsole((level, line) => log[level]({ source: 'console' }, line));
   process.emitWarning = ((warning: string | Error, options?: unknown) => {
     const type = typeof options === 'string' ? options : ((options as { type?: string } | undefined)?.type ?? 'Warning');
     log.warn({ source: 'process', warning_type: warning instanceof Error ? warning.name : type }, warning instanceof Error ? warning.message : String(warning));
   }) as typeof process.emitWarning;
+}
+
+/**
+ * The logger of a child process of a service (the worker's trainer): the same JSON lines, tagged with
+ * the service and the child's role, console output included. Its parent validated LOG_LEVEL.
+ */
+export function childProcessLogger(service: string, role: string): Logger {
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service, role, pid: process.pid } });
+  routeConsoleTo(log);
+  return log;
 }
 
 /**

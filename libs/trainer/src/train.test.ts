@@ -85,6 +85,22 @@ describe('train', () => {
     for (const r of [stopped, rest, full]) r.moco.dispose();
   });
 
+  it('stops when the signal is aborted from outside the loop (a timer, a message), not only from a callback', async () => {
+    const controller = new AbortController();
+    const stopped = await train({
+      train: ds,
+      config: { ...config, epochs: 20 },
+      settings,
+      signal: controller.signal,
+      onStep: (s) => {
+        if (s.step === 1) setTimeout(() => controller.abort(), 0);
+      },
+    });
+    expect(stopped.stopped).toBe(true);
+    expect(stopped.progress.step).toBeLessThan(40);
+    stopped.moco.dispose();
+  });
+
   it('saves a stop that lands right after a periodic checkpoint once, not twice', async () => {
     const controller = new AbortController();
     const steps: number[] = [];

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { batchCount, batches, type ImageDataset } from '@moco/data';
 import {
   augment,
@@ -67,7 +68,7 @@ export interface TrainOptions {
   onStart?: (moco: Moco, progress: TrainingProgress) => Promise<void> | void;
   onStep?: (info: StepInfo) => Promise<void> | void;
   onEpoch?: (info: EpochInfo) => Promise<void> | void;
-  /** Stops between steps: a final checkpoint is saved and the result says `stopped`. */
+  /** Stops between steps (the loop yields to the event loop before each): a final checkpoint is saved and the result says `stopped`. */
   signal?: AbortSignal;
 }
 
@@ -100,8 +101,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const augmentCfg = { pipeline: settings.augmentation, ...settings.transform };
 
   await opts.onStart?.(moco, progress);
-  // The progress last saved: a stop right after a periodic checkpoint has nothing new to save.
-  let saved: TrainingProgress | undefined;
+  // The progress last saved (the state it starts from needs no saving): a stop right after a
+  // periodic checkpoint, or before the first step, has nothing new to save.
+  let saved = progress;
   const checkpoint = async () => {
     const state = await saveTrainingState(moco, progress);
     await opts.onCheckpoint?.(state, progress);
@@ -114,6 +116,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // Sums over the epoch so far; checkpoints carry them so a resumed epoch still reports all of it.
     let sums: EpochSums = (progress.extra?.epochSums as EpochSums | undefined) ?? { loss: 0, images: 0, seconds: 0 };
     for (const batch of batches(ds, { batchSize: config.batchSize, order, dropLast, start: progress.batchInEpoch })) {
+      // Steps are synchronous, and awaiting callbacks that settle without I/O never leaves the
+      // microtask queue: without a turn of the event loop here, nothing that aborts the signal
+      // (a timer, a message from another process) could run until the run is over.
+      await nextTurn();
       if (opts.signal?.aborted) {
         if (saved !== progress) await checkpoint();
         return { moco, progress, settings, stopped: true };
