@@ -88,8 +88,17 @@ describe('MocoClient', () => {
     const ds = await insertDataset(t.current.db, projectId, { imageCount: 512 });
     const job = await client.jobs.create({ dataset_id: ds.id, hyperparameters: { batch_size: 64, K: 256 } });
     const types: string[] = [];
-    const waiting = client.jobs.wait(job.id, { onItem: (item) => item.kind === 'event' && types.push(item.event.type) });
-    // Play the worker's part: the stream must deliver these as they commit.
+    let following!: () => void;
+    const streaming = new Promise<void>((resolve) => (following = resolve));
+    const waiting = client.jobs.wait(job.id, {
+      onItem: (item) => {
+        if (item.kind === 'event') types.push(item.event.type);
+        following();
+      },
+    });
+    // Play the worker's part once wait() follows the stream (had the job finished before wait() looked,
+    // it would rightly return at once): the stream must deliver these as they commit.
+    await streaming;
     const db = t.current.db;
     await transitionJob(db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
     await db.metric.create({ data: { jobId: job.id, name: 'loss', step: 1, epoch: 1, value: 7.5 } });
