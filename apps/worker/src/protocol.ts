@@ -68,7 +68,18 @@ export type ChildMessage =
       /** Steps already done: > 0 when resumed. */
       step: number;
     }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; pretextAccuracy: number; featureStd: number }
+  | {
+      type: 'step';
+      step: number;
+      epoch: number;
+      loss: number;
+      lr: number;
+      pretextAccuracy: number;
+      featureStd: number;
+      /** The step's images and its seconds of training (for the worker's throughput metrics). */
+      images: number;
+      seconds: number;
+    }
   | {
       type: 'epoch';
       step: number;
@@ -79,7 +90,8 @@ export type ChildMessage =
       seconds: number;
       knnAccuracy: number | null;
     }
-  | { type: 'checkpoint'; step: number; epoch: number; key: string; bytes: number; final: boolean }
+  /** `seconds`: how long the object's upload took. */
+  | { type: 'checkpoint'; step: number; epoch: number; key: string; bytes: number; final: boolean; seconds: number }
   | { type: 'done'; stopped: boolean }
   | { type: 'failed'; userError: boolean; code: string; message: string };
 
