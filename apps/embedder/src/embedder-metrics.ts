@@ -56,7 +56,7 @@ export function createEmbedderMetrics(registry: Registry): EmbedderMetrics {
       this.set(countModels());
     },
   });
-  for (const kind of ['load', 'reload'] satisfies ModelLoad[]) loads.labels(kind);
+  for (const kind of ['load', 'reload'] satisfies ModelLoad[]) loads.labels(kind).inc(0);
 
   return {
     request(method, code, seconds) {

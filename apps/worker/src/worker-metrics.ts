@@ -29,7 +29,8 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
     registers,
   });
   const active = new Gauge({ name: 'moco_worker_job_running', help: '1 while this worker runs a job, else 0', registers });
-  for (const outcome of ['succeeded', 'failed', 'cancelled', 'requeued', 'lost'] satisfies RunEnding[]) jobs.labels(outcome);
+  // Every outcome shows from the start (0), so that rate() and alerts see the series before it first moves.
+  for (const outcome of ['succeeded', 'failed', 'cancelled', 'requeued', 'lost'] satisfies RunEnding[]) jobs.labels(outcome).inc(0);
   active.set(0);
 
   return {
