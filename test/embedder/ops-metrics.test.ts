@@ -6,7 +6,7 @@ import { createObjectStore, startTestS3Server, type TestS3Server } from '@moco/s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, createProjectWithKey, tinyConfig } from '../../apps/embedder/src/testing.js';
 import { solidImage } from '../../libs/data/src/test-fixtures.js';
-import { startEmbedderProcess, type EmbedderProcess } from '../support/embedder-process.js';
+import { s3EnvOf, startEmbedderProcess, type EmbedderProcess } from '../support/embedder-process.js';
 import { scrape } from '../support/prometheus.js';
 import { waitFor } from '../support/wait.js';
 
@@ -40,13 +40,7 @@ beforeAll(async () => {
   }
   embedder = await startEmbedderProcess({
     DATABASE_URL: tdb.url,
-    STORAGE_KIND: 's3',
-    S3_BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
+    ...s3EnvOf(s3),
     EMBED_OPS_PORT: '0',
     EMBED_THREADS: '1',
     // One model at a time: using the other alias evicts it, and coming back reloads it.
