@@ -137,10 +137,7 @@ export class MicroBatcher {
     this.stats.forwardMs += performance.now() - started;
     this.stats.forwardPasses++;
     this.stats.imagesEmbedded += images;
-    this.metrics.forwardPass(
-      images,
-      batch.map((p) => (started - p.enqueued) / 1000),
-    );
+    this.metrics.forwardPass(images, batch.map((p) => (started - p.enqueued) / 1000));
     this.stats.recentBatchSizes.push(images);
     if (this.stats.recentBatchSizes.length > RECENT_BATCHES) this.stats.recentBatchSizes.shift();
     const { data, dim } = vectors;
