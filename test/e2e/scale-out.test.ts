@@ -10,15 +10,16 @@ import { isGone, startWorkerProcess, trainersOf, type WorkerProcess } from '../s
 // Scaling out as the architecture has it: identical worker processes on one queue and two API
 // processes on one Postgres and Redis, no scheduler of our own. A burst of jobs, submitted to both
 // APIs, runs each job exactly once, one worker at a time; a worker SIGKILLed mid-job loses nothing:
-// its job resumes on another worker from its newest checkpoint.
+// its job resumes on another worker from its newest checkpoint. SCALE_OUT_JOBS makes the burst
+// larger for a soak.
 
 const WORKERS = 3;
-const JOBS = 8;
+const JOBS = Number(process.env.SCALE_OUT_JOBS ?? 8);
 const SMALL = { width: 4, dim: 16, K: 256, batch_size: 32, bn_splits: 4, image_size: 16 };
 /** Steps per epoch: 256 images in batches of 32. */
 const EPOCH_STEPS = 8;
 /** The first job runs longer, so that it can be caught mid-run and its worker killed. */
-const LONG_EPOCHS = 6;
+const LONG_EPOCHS = 4;
 
 let stack: LocalStack;
 const apis: ApiProcess[] = [];
