@@ -7,7 +7,7 @@ import { createObjectStore, startTestS3Server, type TestS3Server } from '@moco/s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpoint, createProjectWithKey, tinyConfig } from '../../apps/embedder/src/testing.js';
 import { encodeImage, solidImage } from '../../libs/data/src/test-fixtures.js';
-import { startEmbedderProcess, type EmbedderProcess } from '../support/embedder-process.js';
+import { s3EnvOf, startEmbedderProcess, type EmbedderProcess } from '../support/embedder-process.js';
 import { metadataOf, RawGrpcClient, vanishMidCall, type CallResult } from '../support/grpc-raw.js';
 import { decodeEmbedResponse, encodeEmbedRequest, PATHS, randomCase, type FaultCase, type Fixtures } from './grpc-cases.js';
 
@@ -97,13 +97,7 @@ beforeAll(async () => {
 
   embedder = await startEmbedderProcess({
     DATABASE_URL: tdb.url,
-    STORAGE_KIND: 's3',
-    S3_BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
+    ...s3EnvOf(s3),
     EMBED_MAX_IMAGES: String(LIMITS.maxImages),
     EMBED_MAX_MESSAGE_BYTES: String(LIMITS.maxMessageBytes),
     EMBED_MAX_REQUEST_PIXELS: String(LIMITS.requestPixels),

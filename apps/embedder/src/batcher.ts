@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { CheckpointTransform } from '@moco/models';
+import type { EmbedderMetrics } from './embedder-metrics.js';
 import { EmbedError } from './errors.js';
 import type { ForwardPass, OutputKind, Vectors } from './forward-thread.js';
 import type { ModelInput } from './preprocess.js';
@@ -60,6 +61,7 @@ export class MicroBatcher {
   constructor(
     private readonly opts: { maxBatch: number; maxDelayMs: number },
     private readonly runPass: (pass: ForwardPass) => Promise<Vectors>,
+    private readonly metrics: Pick<EmbedderMetrics, 'forwardPass'>,
   ) {}
 
   /** The request's vectors, [n, dim] row-major. */
@@ -135,6 +137,7 @@ export class MicroBatcher {
     this.stats.forwardMs += performance.now() - started;
     this.stats.forwardPasses++;
     this.stats.imagesEmbedded += images;
+    this.metrics.forwardPass(images, batch.map((p) => (started - p.enqueued) / 1000));
     this.stats.recentBatchSizes.push(images);
     if (this.stats.recentBatchSizes.length > RECENT_BATCHES) this.stats.recentBatchSizes.shift();
     const { data, dim } = vectors;

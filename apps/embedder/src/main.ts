@@ -3,19 +3,21 @@ import { EmbedderServiceEnv, storageConfigFromEnv } from '@moco/config';
 import { createDb } from '@moco/db';
 import { createServiceRegistry, onShutdown, startOpsServer, startService } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
+import { createEmbedderMetrics } from './embedder-metrics.js';
 import { startEmbedder } from './server.js';
 
 const { config, log } = startService('embedder', EmbedderServiceEnv, { check: storageConfigFromEnv });
 const db = createDb(config.DATABASE_URL);
 const store = createObjectStore(storageConfigFromEnv(config));
-const embedder = await startEmbedder(config, { db, databaseUrl: config.DATABASE_URL, store, log });
+const registry = createServiceRegistry();
+const embedder = await startEmbedder(config, { db, databaseUrl: config.DATABASE_URL, store, log, metrics: createEmbedderMetrics(registry) });
 const ops =
   config.EMBED_OPS_PORT === undefined
     ? null
     : await startOpsServer({
         host: config.EMBED_OPS_HOST,
         port: config.EMBED_OPS_PORT,
-        registry: createServiceRegistry(),
+        registry,
         checks: { postgres: () => db.$queryRaw`SELECT 1`, storage: () => store.check() },
         onCheckFailure: (check, err) => log.warn({ err, check }, 'readiness check failed'),
       });

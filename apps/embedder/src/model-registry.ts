@@ -3,6 +3,7 @@ import type { Db } from '@moco/db';
 import { DEFAULT_ALIAS, ModelError, resolveModel, type Model, type ModelSelector } from '@moco/models';
 import type { ObjectStore } from '@moco/storage';
 import type { Logger } from 'pino';
+import type { EmbedderMetrics } from './embedder-metrics.js';
 import { EmbedError } from './errors.js';
 import type { ForwardThread } from './forward-thread.js';
 
@@ -45,9 +46,18 @@ export class ModelRegistry {
   private readonly aliases = new Map<string, Model>();
   /** Per alias, so refreshes of one alias run one after another. */
   private readonly refreshes = new Map<string, Promise<void>>();
+  /** Every model id this process has loaded: a later load of one is a reload (for the metrics). */
+  private readonly everLoaded = new Set<string>();
 
   constructor(
-    private readonly deps: { db: Db; store: ObjectStore; forward: ForwardThread; maxModels: number; log: Logger },
+    private readonly deps: {
+      db: Db;
+      store: ObjectStore;
+      forward: ForwardThread;
+      maxModels: number;
+      log: Logger;
+      metrics: Pick<EmbedderMetrics, 'modelLoaded'>;
+    },
   ) {
     deps.forward.onRestart(() => {
       for (const slot of this.slots.values()) {
@@ -184,6 +194,8 @@ export class ModelRegistry {
       throw unavailable(model);
     }
     this.failures.delete(model.id);
+    this.deps.metrics.modelLoaded(this.everLoaded.has(model.id) ? 'reload' : 'load');
+    this.everLoaded.add(model.id);
     const slot: Slot = { model, handle, users: 0, evicted: false, lost: false };
     this.slots.set(model.id, slot);
     this.deps.log.info({ modelId: model.id, ms: Math.round(performance.now() - started) }, 'model loaded');

@@ -25,6 +25,7 @@ import type { z } from 'zod';
 import { ApiKeyAuth } from './auth.js';
 import { MicroBatcher, type BatchStats } from './batcher.js';
 import { DecodeBudget } from './decode-budget.js';
+import { noEmbedderMetrics, type EmbedderMetrics } from './embedder-metrics.js';
 import { shortDetails, toServiceError } from './errors.js';
 import { ForwardThread } from './forward-thread.js';
 import { ModelRegistry } from './model-registry.js';
@@ -39,6 +40,8 @@ export interface EmbedderDeps {
   databaseUrl: string;
   store: ObjectStore;
   log: Logger;
+  /** Prometheus hooks (see embedder-metrics.ts); none by default. */
+  metrics?: EmbedderMetrics;
 }
 
 export interface Embedder {
@@ -72,10 +75,15 @@ function contextOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadli
 
 /** Serves moco.v1.EmbeddingService, grpc.health.v1.Health and server reflection; resolves once listening. */
 export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps): Promise<Embedder> {
-  const { db, log } = deps;
+  const { db, log, metrics = noEmbedderMetrics } = deps;
   const forward = await ForwardThread.start({ backend: config.EMBED_BACKEND, threads: config.EMBED_THREADS }, log);
-  const registry = new ModelRegistry({ db, store: deps.store, forward, maxModels: config.EMBED_MAX_MODELS, log });
-  const batcher = new MicroBatcher({ maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS }, (pass) => forward.embed(pass));
+  const registry = new ModelRegistry({ db, store: deps.store, forward, maxModels: config.EMBED_MAX_MODELS, log, metrics });
+  metrics.countModels(() => registry.loadedModelIds.length);
+  const batcher = new MicroBatcher(
+    { maxBatch: config.EMBED_MAX_BATCH, maxDelayMs: config.EMBED_MAX_DELAY_MS },
+    (pass) => forward.embed(pass),
+    metrics,
+  );
   const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);
   const decodeBudget = new DecodeBudget({ perRequest: config.EMBED_MAX_REQUEST_PIXELS, inFlight: config.EMBED_MAX_DECODING_PIXELS });
   const logUnexpected = (error: unknown) => log.error({ err: error }, 'request failed');
@@ -107,26 +115,42 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     }
   }
 
+  /** Counts the call once, with the status it ends with. */
+  const callMetrics = (method: string) => {
+    const started = performance.now();
+    return (code: grpc.status) => metrics.request(method, code, (performance.now() - started) / 1000);
+  };
+
   const unary =
-    <Req, Res>(work: (projectId: string, request: Req, call: CallContext) => Promise<Res>) =>
+    <Req, Res>(method: string, work: (projectId: string, request: Req, call: CallContext) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      const ended = callMetrics(method);
       auth
         .projectOf(call.metadata)
         .then((projectId) => work(projectId, parsed(call.request), contextOf(call)))
         .then(
-          (response) => callback(null, response),
-          (error) => callback(toServiceError(error, logUnexpected)),
+          (response) => {
+            ended(grpc.status.OK);
+            callback(null, response);
+          },
+          (error) => {
+            const serviceError = toServiceError(error, logUnexpected);
+            ended(serviceError.code!);
+            callback(serviceError);
+          },
         );
     };
 
   function embedStream(call: grpc.ServerDuplexStream<EmbedRequest, EmbedResponse>): void {
     const context = contextOf(call);
+    const ended = callMetrics('EmbedStream');
     let failed = false;
     // The first failure ends the call with its status; later ones (and the end) are ignored.
     const fail = (error: unknown, label?: string) => {
       if (failed) return;
       failed = true;
       const status = toServiceError(error, logUnexpected);
+      ended(status.code!);
       call.emit('error', { ...status, details: shortDetails(label ? `${label}: ${status.details}` : status.details!) });
     };
     const project = auth.projectOf(call.metadata);
@@ -151,16 +175,22 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
         if (--inFlight < STREAM_WINDOW) call.resume();
       });
     });
-    call.on('end', () => void tail.then(() => !failed && call.end()));
+    call.on('end', () =>
+      void tail.then(() => {
+        if (failed) return;
+        ended(grpc.status.OK);
+        call.end();
+      }),
+    );
   }
 
   const pkg = loadEmbeddingProto([healthProtoPath]);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': config.EMBED_MAX_MESSAGE_BYTES });
   server.addService(withTolerantDecoding(embeddingServiceDefinition(pkg)), {
-    Embed: unary(embed),
+    Embed: unary('Embed', embed),
     EmbedStream: embedStream,
-    ListModels: unary(async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
-    GetModel: unary(async (projectId: string, selector: ModelSelector) =>
+    ListModels: unary('ListModels', async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
+    GetModel: unary('GetModel', async (projectId: string, selector: ModelSelector) =>
       toModelMessage(await resolveModel(db, { projectId, alias: selector.alias, modelId: selector.modelId })),
     ),
   });

@@ -7,6 +7,7 @@ import { errorMessage, type Logger } from './log.js';
 import { checkpointPrefix, UserError, type ChildMessage, type DatasetLocation, type StartMessage } from './protocol.js';
 import { LostJobError, RunRecorder } from './run-recorder.js';
 import { TrainerProcess } from './trainer-process.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /** How often a run beats its heartbeat (a write; other workers take a job over once it is stale). */
 const HEARTBEAT_MS = 1_000;
@@ -28,6 +29,7 @@ export interface RunSettings {
   backend: BackendName | 'auto';
   /** The same dataset limits the API validated with. */
   limits: StartMessage['limits'];
+  metrics: WorkerMetrics;
 }
 
 export type StopReason = 'cancel' | 'shutdown' | 'max_runtime';
@@ -55,6 +57,9 @@ export class JobRun {
   private training = false;
   private discarding = false;
   private readonly asking = new Set<'heartbeat' | 'wants'>();
+  /** When the trainer child last reported (or was started), and whether it has exited. */
+  private lastReport = performance.now();
+  private exited = false;
 
   constructor(
     private readonly settings: RunSettings,
@@ -83,9 +88,12 @@ export class JobRun {
 
   async execute(): Promise<RunOutcome> {
     const start = await startMessage(this.settings, this.job);
+    this.lastReport = performance.now();
     this.child = new TrainerProcess(start, (message) => {
+      this.lastReport = performance.now();
       if (this.discarding) return;
       if (message.type === 'ready') this.training = true;
+      this.settings.metrics.report(message);
       this.enqueue(() => this.onMessage(message));
     });
     if (this.stopReason) this.stopChild(this.child);
@@ -93,6 +101,7 @@ export class JobRun {
     const beat = setInterval(() => void this.check('heartbeat'), HEARTBEAT_MS);
     const poll = setInterval(() => void this.check('wants'), STOP_POLL_MS);
     const exit = await this.child.closed;
+    this.exited = true;
     for (const timer of [flush, beat, poll]) clearInterval(timer);
     // The rows reported since the last flush, whatever the ending.
     this.enqueue(() => this.recorder.flush());
@@ -104,6 +113,16 @@ export class JobRun {
     if (result.type === 'failed') return { kind: 'failed', userError: result.userError, code: result.code, message: result.message };
     if (!result.stopped) return { kind: 'finished' };
     return { kind: 'stopped', reason: this.stopReason ?? 'shutdown' };
+  }
+
+  /**
+   * Throws when the trainer child is alive but has reported nothing (ready, step, epoch, checkpoint)
+   * for `silentMs`: hung, or stopped. A child that exited is no hang: the run is ending.
+   */
+  checkTrainer(silentMs: number): void {
+    if (!this.child || this.exited) return;
+    const silent = performance.now() - this.lastReport;
+    if (silent > silentMs) throw new Error(`the trainer of job ${this.job.id} has reported nothing for ${Math.round(silent / 1000)} s`);
   }
 
   /** Child reports are written one after another; the first failed write ends the run. */

@@ -13,6 +13,7 @@ import { sweepDatasetCache } from './dataset-cache.js';
 import { errorMessage, workerLogger } from './log.js';
 import { startReconciler } from './reconciler.js';
 import { TrainingProcessor } from './training-processor.js';
+import { createWorkerMetrics } from './worker-metrics.js';
 
 const { config: env, log: serviceLog } = startService('worker', WorkerServiceEnv, { check: storageConfigFromEnv });
 const workerId = env.WORKER_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -34,6 +35,7 @@ redis.on('error', (err) => log.warn('redis connection error', { error: errorMess
 const queue = createTrainingQueue(redis, env.QUEUE_PREFIX);
 queue.on('error', (err) => log.warn('queue error', { error: errorMessage(err) }));
 
+const registry = createServiceRegistry();
 const processor = new TrainingProcessor({
   db,
   log,
@@ -43,6 +45,8 @@ const processor = new TrainingProcessor({
   backend: env.TRAIN_BACKEND,
   limits: { maxBytes: env.MAX_DATASET_BYTES, maxFiles: env.MAX_DATASET_FILES, maxPixelsPerImage: env.MAX_IMAGE_PIXELS },
   lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+  trainerSilenceMs: env.WORKER_TRAINER_SILENCE_S * 1000,
+  metrics: createWorkerMetrics(registry),
 });
 const worker = new Worker<QueuePayloads['training']>(TRAINING_QUEUE, processor.process, {
   connection: redis,
@@ -63,8 +67,13 @@ const ops =
     : await startOpsServer({
         host: env.WORKER_OPS_HOST,
         port: env.WORKER_OPS_PORT,
-        registry: createServiceRegistry(),
-        checks: { postgres: () => db.$queryRaw`SELECT 1`, redis: () => redis.ping(), storage: () => store.check() },
+        registry,
+        checks: {
+          postgres: () => db.$queryRaw`SELECT 1`,
+          redis: () => redis.ping(),
+          storage: () => store.check(),
+          trainer: () => processor.checkTrainer(),
+        },
         onCheckFailure: (check, err) => log.warn('readiness check failed', { check, error: errorMessage(err) }),
       });
 log.info('worker started', { ops_url: ops?.url ?? null, queue_prefix: env.QUEUE_PREFIX, backend: env.TRAIN_BACKEND, storage: storage.kind });

@@ -1,6 +1,7 @@
 // Messages between the worker (parent) and the trainer child of one job, over the IPC channel.
 import type { ObjectStoreConfig } from '@moco/storage';
 import type { BackendChoice, BackendName } from '@moco/moco';
+import type { StepInfo } from '@moco/trainer';
 import type { DatasetCache } from './dataset-cache.js';
 
 /** Where a dataset's bytes are: an object uploaded to this deployment's store, or a registered s3:// URI. */
@@ -68,7 +69,7 @@ export type ChildMessage =
       /** Steps already done: > 0 when resumed. */
       step: number;
     }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; pretextAccuracy: number; featureStd: number }
+  | ({ type: 'step'; epoch: number } & Pick<StepInfo, 'step' | 'loss' | 'lr' | 'pretextAccuracy' | 'featureStd' | 'images' | 'seconds'>)
   | {
       type: 'epoch';
       step: number;
@@ -79,7 +80,8 @@ export type ChildMessage =
       seconds: number;
       knnAccuracy: number | null;
     }
-  | { type: 'checkpoint'; step: number; epoch: number; key: string; bytes: number; final: boolean }
+  /** `seconds`: how long the object's upload took. */
+  | { type: 'checkpoint'; step: number; epoch: number; key: string; bytes: number; final: boolean; seconds: number }
   | { type: 'done'; stopped: boolean }
   | { type: 'failed'; userError: boolean; code: string; message: string };
 

@@ -85,8 +85,8 @@ async function run(start: StartMessage): Promise<ChildMessage> {
     },
     onStep: (s) => {
       step = s.step;
-      const { loss, lr, pretextAccuracy, featureStd } = s;
-      return send({ type: 'step', step, epoch: s.epoch + 1, loss, lr, pretextAccuracy, featureStd });
+      const { loss, lr, pretextAccuracy, featureStd, images, seconds } = s;
+      return send({ type: 'step', step, epoch: s.epoch + 1, loss, lr, pretextAccuracy, featureStd, images, seconds });
     },
     onEpoch: (e) =>
       send({
@@ -103,10 +103,12 @@ async function run(start: StartMessage): Promise<ChildMessage> {
     onCheckpoint: async (state, progress) => {
       const key = checkpointKey(start.checkpointPrefix, progress.step);
       const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+      const started = performance.now();
       await store.put(key, bytes, { contentType: 'application/octet-stream', contentLength: bytes.length });
+      const seconds = (performance.now() - started) / 1000;
       // A checkpoint taken at an epoch's end (before its report) still belongs to that epoch.
       const epoch = progress.batchInEpoch > 0 ? progress.epoch + 1 : progress.epoch;
-      await send({ type: 'checkpoint', step: progress.step, epoch, key, bytes: bytes.length, final: progress.epoch === epochs });
+      await send({ type: 'checkpoint', step: progress.step, epoch, key, bytes: bytes.length, final: progress.epoch === epochs, seconds });
     },
   });
   result.moco.dispose();

@@ -5,12 +5,24 @@ import { claimJob, type ClaimedJob } from './claim.js';
 import { JobRun, type RunOutcome, type RunSettings } from './job-run.js';
 import { errorMessage } from './log.js';
 import { UserError } from './protocol.js';
+import type { RunEnding } from './worker-metrics.js';
 
 export type TrainingMessage = Message<QueuePayloads['training']>;
 
 export interface ProcessorSettings extends RunSettings {
   lockDurationMs: number;
+  /** How long a running trainer may report nothing before the worker counts as unready. */
+  trainerSilenceMs: number;
 }
+
+/** How finishing a run left the job, and what BullMQ must then be told (by a throw), if anything. */
+interface Finish {
+  ending: RunEnding;
+  errorCode?: string;
+  settle?: () => Promise<never>;
+}
+
+const throwing = (err: Error) => () => Promise.reject(err);
 
 /**
  * The BullMQ processor of the training queue (one job at a time per worker). Postgres decides
@@ -26,6 +38,11 @@ export class TrainingProcessor {
   shutdown(): void {
     this.closing = true;
     this.active?.stop('shutdown');
+  }
+
+  /** The readiness check of the running job's trainer (see JobRun.checkTrainer); passes when idle. */
+  checkTrainer(): void {
+    this.active?.checkTrainer(this.settings.trainerSilenceMs);
   }
 
   readonly process = async (message: TrainingMessage, token?: string): Promise<void> => {
@@ -49,6 +66,7 @@ export class TrainingProcessor {
       });
     });
     this.active = run;
+    this.settings.metrics.running(true);
     if (this.closing) run.stop('shutdown');
     let outcome: RunOutcome;
     try {
@@ -60,12 +78,15 @@ export class TrainingProcessor {
           : { kind: 'failed', userError: false, code: 'infrastructure_error', message: errorMessage(err) };
     } finally {
       this.active = null;
+      this.settings.metrics.running(false);
     }
     log.info('job run ended', { job_id: jobId, outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) });
-    await this.finish(job, run, outcome, message, token);
+    const { ending, errorCode, settle } = await this.finish(job, run, outcome, message, token);
+    this.settings.metrics.ended(ending, errorCode);
+    await settle?.();
   };
 
-  private async finish(job: ClaimedJob, run: JobRun, outcome: RunOutcome, message: TrainingMessage, token?: string): Promise<void> {
+  private async finish(job: ClaimedJob, run: JobRun, outcome: RunOutcome, message: TrainingMessage, token?: string): Promise<Finish> {
     const { db } = this.settings;
     const { step, lastCheckpointId } = run.recorder;
     // The job's own newest checkpoint, whichever attempt saved it: what a resume would continue.
@@ -88,36 +109,42 @@ export class TrainingProcessor {
         set: { finishedAt: new Date() },
       });
     };
-    /** The run's own ending, taken only while the job is still plainly running: a cancel that came first wins. */
-    const endRunning = async (change: Omit<Parameters<typeof transitionJob>[2], 'from'>) => {
-      if (await transitionJob(db, job.id, { from: ['running'], ...change })) return true;
-      await cancelIfRequested();
-      return false;
+    /**
+     * The run's own ending, taken only while the job is still plainly running: a cancel that came
+     * first wins; and a job that is neither is no longer this run's to end.
+     */
+    const endRunning = async (ending: RunEnding, change: Omit<Parameters<typeof transitionJob>[2], 'from'>): Promise<RunEnding | null> => {
+      if (await transitionJob(db, job.id, { from: ['running'], ...change })) return ending;
+      return (await cancelIfRequested()) ? 'cancelled' : null;
     };
+    const lost: Finish = { ending: 'lost' };
 
     // The transitions below check the status only: make sure no other worker took the job over meanwhile.
     if (outcome.kind === 'lost' || !(await run.recorder.heartbeat())) {
       this.settings.log.warn('job was taken over by another worker; leaving it alone', { job_id: job.id });
-      return;
+      return lost;
     }
     switch (outcome.kind) {
-      case 'finished':
-        await endRunning({
+      case 'finished': {
+        const ending = await endRunning('succeeded', {
           to: 'succeeded',
           event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId } },
           set: { finishedAt: new Date() },
         });
-        return;
+        return ending ? { ending } : lost;
+      }
       case 'stopped': {
         const checkpoint = await newest();
         if (outcome.reason === 'max_runtime') {
           // The limit as the row has it now: it is read live, and may have changed since the claim.
           const limit = (await db.job.findUnique({ where: { id: job.id }, select: { maxRuntimeS: true } }))?.maxRuntimeS;
+          const code = 'max_runtime_exceeded';
           const text = `the job ran longer than max_runtime_s (${limit} s); stopped at step ${step}; ${saved(checkpoint)}`;
-          if (await endRunning(failed('max_runtime_exceeded', text, { checkpoint_id: checkpoint?.id ?? null }))) throw new UnrecoverableError(text);
-          return;
+          const ending = await endRunning('failed', failed(code, text, { checkpoint_id: checkpoint?.id ?? null }));
+          if (ending === 'failed') return { ending, errorCode: code, settle: throwing(new UnrecoverableError(text)) };
+          return ending ? { ending } : lost;
         }
-        const requeued = await endRunning({
+        const ending = await endRunning('requeued', {
           to: 'queued',
           event: {
             type: 'requeued',
@@ -126,20 +153,21 @@ export class TrainingProcessor {
           },
           set: { workerId: null },
         });
-        if (requeued) return giveBack(message, token);
-        return;
+        if (ending === 'requeued') return { ending, settle: () => giveBack(message, token) };
+        return ending ? { ending } : lost;
       }
       case 'failed': {
+        const errorCode = outcome.code;
         if (outcome.userError) {
-          await fail(outcome.code, outcome.message);
-          throw new UnrecoverableError(outcome.message);
+          await fail(errorCode, outcome.message);
+          return { ending: 'failed', errorCode, settle: throwing(new UnrecoverableError(outcome.message)) };
         }
-        if (await cancelIfRequested()) return;
+        if (await cancelIfRequested()) return { ending: 'cancelled', errorCode };
         const attempt = message.attemptsMade + 1;
         const attempts = message.opts.attempts ?? 1;
         if (attempt >= attempts) {
-          await fail('infrastructure_error', outcome.message);
-          throw new UnrecoverableError(outcome.message);
+          await fail(errorCode, outcome.message);
+          return { ending: 'failed', errorCode, settle: throwing(new UnrecoverableError(outcome.message)) };
         }
         await transitionJob(db, job.id, {
           from: ['running'],
@@ -152,7 +180,7 @@ export class TrainingProcessor {
           set: { workerId: null },
         });
         // BullMQ retries it after its backoff.
-        throw new Error(outcome.message);
+        return { ending: 'requeued', errorCode, settle: throwing(new Error(outcome.message)) };
       }
     }
   }

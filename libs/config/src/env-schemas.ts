@@ -101,6 +101,8 @@ export const workerEnv = {
   /** Where the worker serves /healthz, /readyz and /metrics (probes, Prometheus); unset: not served. */
   WORKER_OPS_HOST: z.string().default('127.0.0.1'),
   WORKER_OPS_PORT: optionalPort,
+  /** /readyz fails while the running job's trainer has reported nothing (step, epoch, checkpoint) for this long: a hung trainer. */
+  WORKER_TRAINER_SILENCE_S: positiveInt(300),
 };
 
 export const embedderEnv = {

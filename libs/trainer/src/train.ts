@@ -32,6 +32,9 @@ export interface StepInfo {
   lr: number;
   pretextAccuracy: number;
   featureStd: number;
+  /** The step's images, and the seconds it took (augmentation included). */
+  images: number;
+  seconds: number;
 }
 
 interface EpochSums {
@@ -131,7 +134,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const xk = augment(x, augmentCfg, rng);
       const r = moco.step(xq, xk, lr, rng);
       tf.dispose([x, xq, xk]);
-      sums = { loss: sums.loss + r.loss * n, images: sums.images + n, seconds: sums.seconds + (performance.now() - t0) / 1000 };
+      const seconds = (performance.now() - t0) / 1000;
+      sums = { loss: sums.loss + r.loss * n, images: sums.images + n, seconds: sums.seconds + seconds };
       progress = {
         step: progress.step + 1,
         epoch,
@@ -148,6 +152,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         lr,
         pretextAccuracy: r.pretextAccuracy,
         featureStd: r.featureStd,
+        images: n,
+        seconds,
       });
       if (opts.checkpointEvery && progress.step % opts.checkpointEvery === 0) await checkpoint();
     }
