@@ -2,6 +2,10 @@
 // decoding every image may hold up to MAX_DATASET_BYTES, which must never count against the API.
 import { DatasetValidationRequest, type DatasetValidationResult } from '@moco/contracts';
 import { DatasetError, readDataset, sniffFile } from '@moco/data';
+import { childProcessLogger } from '@moco/service';
+
+// Its output, libraries' included, as the API's JSON log entries.
+const log = childProcessLogger('api', 'dataset-validation');
 
 // The API is gone (even SIGKILLed): nobody wants this answer, and its spool file is swept.
 process.on('disconnect', () => process.exit(1));
@@ -10,7 +14,7 @@ process.once('message', (message) => {
   void validate(DatasetValidationRequest.parse(message)).then(
     (result) => process.send!(result, undefined, undefined, () => process.exit(0)),
     (err: unknown) => {
-      process.stderr.write(`dataset validation failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      log.error({ err }, 'dataset validation failed');
       process.exit(1);
     },
   );
