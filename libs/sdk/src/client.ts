@@ -18,7 +18,10 @@ import type {
   MetricsResponse,
   Model,
   Page,
+  Project,
   PromoteModelRequest,
+  QueueDepth,
+  QueueHealth,
   RegisterDatasetRequest,
   RotatedApiKey,
 } from '@moco/contracts';
@@ -178,8 +181,20 @@ export class MocoClient {
       this.http.json<EmbeddingsResponse>('/v1/embeddings', { method: 'POST', json: req, retry: true, signal: opts.signal }),
   };
 
+  /** Unauthenticated probes. */
+  readonly health = {
+    live: (opts: Call = {}) => this.http.json<{ status: 'ok' }>('/healthz', opts),
+    /** Postgres, Redis and the object store answer; a 503 (one does not) is thrown as MocoApiError. */
+    ready: (opts: Call = {}) => this.http.json<{ status: string; checks: Record<string, string> }>('/readyz', opts),
+    /** Training messages that need a worker (what the autoscaler reads). */
+    queueDepth: (opts: Call = {}) => this.http.json<QueueDepth>('/queue-depth', opts),
+  };
+
   /** Operator routes: they need an admin key (others get 403 `forbidden`). */
   readonly admin = {
+    /** Training queue health: message counts and connected workers. */
+    queue: (opts: Call = {}) => this.http.json<QueueHealth>('/v1/admin/queue', opts),
+    projects: async (opts: Call = {}) => (await this.http.json<{ data: Project[] }>('/v1/admin/projects', opts)).data,
     keys: {
       /** The answer holds the secret, the only time it is shown. Not retried (but on 429): a retry would make a second key. */
       create: (req: CreateApiKeyRequest, opts: Call = {}) =>
