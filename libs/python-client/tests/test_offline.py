@@ -1,4 +1,4 @@
-"""What needs no service: Retry-After parsing, the SSE parser, the protobuf codec, the operation table."""
+"""What needs no service: Retry-After parsing, the SSE parser, the protobuf codec."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import struct
 
 import pytest
 
-from moco_client import MocoClient
 from moco_client.embed_grpc import decode_response, encode_request
-from moco_client.operations import OPERATIONS
 from moco_client.retry import MAX_DELAY_S, RetryPolicy, parse_retry_after
 from moco_client.sse import parse
 
@@ -50,11 +48,3 @@ def test_embed_response_decoding_skips_unknown_fields() -> None:
     data = b"\x0a\x08" + vectors + b"\x10\x01\x18\x02\x22\x02m1" + b"\x65\x00\x00\x00\x00" + b"\x40\x01"
     assert decode_response(data) == {"vectors": vectors, "count": 1, "dim": 2, "model_id": b"m1", "normalized": 1}
 
-
-def test_every_operation_names_a_method() -> None:
-    client = MocoClient("http://127.0.0.1:9", "mk_unused")
-    for operation, path in OPERATIONS.items():
-        target: object = client
-        for name in path.split("."):
-            target = getattr(target, name, None)
-        assert callable(target), f"{operation} -> {path} is not a method of MocoClient"
