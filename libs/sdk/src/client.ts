@@ -160,9 +160,17 @@ export class MocoClient {
   };
 
   readonly models = {
-    /** Points an alias at a checkpoint; embedders switch to it without a restart. */
-    promote: (req: PromoteModelRequest, opts: Call = {}) =>
-      this.http.json<Model>('/v1/models', { method: 'POST', json: req, retry: true, signal: opts.signal }),
+    /**
+     * Points an alias at a checkpoint and answers the model (its `id` pins it in Embed calls).
+     * Embedders switch to it without a restart, once it is loaded; with `waitUntilServed` (needs
+     * `grpcAddress`) this resolves only once the embedder answers the alias with it.
+     */
+    promote: async (req: PromoteModelRequest, opts: Call & { waitUntilServed?: boolean; timeoutMs?: number } = {}): Promise<Model> => {
+      if (opts.waitUntilServed && !this.grpc) throw new Error('models.promote with waitUntilServed needs the client option grpcAddress');
+      const model = await this.http.json<Model>('/v1/models', { method: 'POST', json: req, retry: true, signal: opts.signal });
+      if (opts.waitUntilServed) await this.grpc!.waitUntilServed(req.alias, model, opts);
+      return model;
+    },
     list: async (opts: Call = {}) => (await this.http.json<{ data: Model[] }>('/v1/models', opts)).data,
   };
 
