@@ -147,13 +147,20 @@ class Jobs:
 
 
 class Models:
-    def __init__(self, http: Http) -> None:
+    def __init__(self, http: Http, grpc: Optional[GrpcEmbedder]) -> None:
         self._http = http
+        self._grpc = grpc
 
-    def promote(self, checkpoint_id: str, alias: str) -> JSON:
-        """Points ``alias`` at a checkpoint; embedders switch to it without a restart. Answers the model
-        (its ``id`` is the checkpoint id: pin it with ``model_id=``)."""
-        return self._http.json("/v1/models", method="POST", json_body={"checkpoint_id": checkpoint_id, "alias": alias}, retry=True)
+    def promote(self, checkpoint_id: str, alias: str, wait_until_served: bool = False, timeout_s: float = 60.0) -> JSON:
+        """Points ``alias`` at a checkpoint and answers the model (its ``id`` pins it: ``model_id=``).
+        Embedders switch to it without a restart, once it is loaded; with ``wait_until_served`` (needs
+        ``grpc_address``) this returns only once the embedder answers the alias with it."""
+        if wait_until_served and self._grpc is None:
+            raise MocoError("models.promote with wait_until_served needs grpc_address (host:port of an embedder)")
+        model = self._http.json("/v1/models", method="POST", json_body={"checkpoint_id": checkpoint_id, "alias": alias}, retry=True)
+        if wait_until_served:
+            self._grpc.wait_until_served(alias, model, timeout_s)
+        return model
 
     def list(self) -> List[JSON]:
         return self._http.json("/v1/models")["data"]
@@ -255,7 +262,7 @@ class MocoClient:
         self._grpc = GrpcEmbedder(grpc_address, api_key, retry) if grpc_address else None
         self.datasets = Datasets(http)
         self.jobs = Jobs(http)
-        self.models = Models(http)
+        self.models = Models(http, self._grpc)
         self.embeddings = EmbeddingsApi(http, self._grpc)
         self.admin = Admin(http)
         self.health = Health(http)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import MocoError
 from .retry import RetryPolicy
 
 METHOD = "/moco.v1.EmbeddingService/Embed"
 OUTPUTS = {"backbone": 1, "head": 2}
-# EmbedRequest field numbers (proto/moco/v1/embedding.proto).
-_ALIAS, _MODEL_ID, _IMAGES, _OUTPUT, _NORMALIZE = 1, 2, 3, 5, 6
+# EmbedRequest field numbers (proto/moco/v1/embedding.proto), and those of its Tensor.
+_ALIAS, _MODEL_ID, _IMAGES, _TENSOR, _OUTPUT, _NORMALIZE = 1, 2, 3, 4, 5, 6
+_TENSOR_SHAPE, _TENSOR_DATA = 1, 2
 # EmbedResponse field numbers.
 _RESPONSE_FIELDS = {1: "vectors", 2: "count", 3: "dim", 4: "model_id", 5: "alias", 6: "embedding_space_id", 7: "output", 8: "normalized", 9: "request_id"}
 
@@ -63,6 +64,14 @@ def encode_request(images: Sequence[bytes], alias: Optional[str], model_id: Opti
     parts += [_field(_IMAGES, bytes(image)) for image in images]
     parts += [_field(_OUTPUT, OUTPUTS[output]), _field(_NORMALIZE, int(normalize))]
     return b"".join(parts)
+
+
+def encode_pixel_probe(alias: str, channels: int) -> bytes:
+    """An EmbedRequest of one black 1x1 pixel as a raw tensor: the cheapest input a model accepts
+    (its transform resizes it)."""
+    shape = b"".join(_varint(n) for n in (1, 1, 1, channels))
+    tensor = _field(_TENSOR_SHAPE, shape) + _field(_TENSOR_DATA, bytes(4 * channels))
+    return _field(_ALIAS, alias.encode()) + _field(_TENSOR, tensor) + _field(_OUTPUT, OUTPUTS["backbone"])
 
 
 def _read_varint(data: bytes, pos: int) -> Tuple[int, int]:
@@ -138,6 +147,22 @@ class GrpcEmbedder:
             values = struct.unpack(f"<{len(packed) // 4}f", packed)
             vectors += [list(values[j : j + dim]) for j in range(0, len(values), dim)] if dim else []
         return Embeddings(vectors, dim, _text(first, "model_id"), _text(first, "alias") or None, _text(first, "embedding_space_id"))
+
+    def wait_until_served(self, alias: str, model: Dict[str, Any], timeout_s: float = 60.0) -> None:
+        """Returns once an Embed by ``alias`` is answered by ``model`` (a promotion's answer): embedders
+        move an alias only after its new model is loaded, so right after a promotion the previous
+        model may still answer. Probes with one 1x1 pixel: one tiny forward pass each."""
+        probe = encode_pixel_probe(alias, model["transform"]["channels"])
+        until = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            served = _text(decode_response(self._call(probe, max(until - time.monotonic(), 1.0))), "model_id")
+            if served == model["id"]:
+                return
+            if time.monotonic() > until:
+                raise MocoError(f"the embedder still serves {served} for alias {alias}, not {model['id']}")
+            time.sleep(min(0.1 * attempt, 1.0))
 
     def _call(self, request: bytes, timeout_s: float) -> bytes:
         attempt = 0

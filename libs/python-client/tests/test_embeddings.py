@@ -8,7 +8,7 @@ from typing import Any, Dict
 import pytest
 
 from images import png
-from moco_client import EmbedError, MocoClient
+from moco_client import EmbedError, MocoClient, MocoError
 from conftest import env
 
 
@@ -21,7 +21,7 @@ def model(client: MocoClient, trained: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def test_promoted_models_are_listed(client: MocoClient, model: Dict[str, Any]) -> None:
-    assert [m["id"] for m in client.models.list()] == [model["id"]]
+    assert model["id"] in [m["id"] for m in client.models.list()]
 
 
 def test_rest_and_grpc_give_the_same_vectors(client: MocoClient, model: Dict[str, Any]) -> None:
@@ -46,3 +46,16 @@ def test_grpc_errors_carry_the_status(client: MocoClient, model: Dict[str, Any])
         with pytest.raises(EmbedError) as unauthenticated:
             stranger.embeddings.embed([png(1, 0)], model_id=model["id"])
     assert unauthenticated.value.code == "UNAUTHENTICATED"
+
+
+def test_promotion_can_wait_until_the_embedder_serves_the_model(client: MocoClient, trained: Dict[str, Any]) -> None:
+    earlier, final = list(client.jobs.checkpoints(trained["job"]["id"]))
+    image = [png(7, 1)]
+    assert client.models.promote(earlier["id"], alias="staging", wait_until_served=True)["id"] == earlier["id"]
+    assert client.embeddings.embed(image, model="staging").model_id == earlier["id"]
+    # The embedder serves "staging" from memory now: moving it means loading the other checkpoint.
+    client.models.promote(final["id"], alias="staging", wait_until_served=True)
+    assert client.embeddings.embed(image, model="staging").model_id == final["id"]
+    with MocoClient(env("MOCO_URL"), env("MOCO_KEY")) as rest_only:
+        with pytest.raises(MocoError, match="grpc_address"):
+            rest_only.models.promote(final["id"], alias="staging", wait_until_served=True)

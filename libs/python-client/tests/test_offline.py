@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from moco_client.embed_grpc import decode_response, encode_request
+from moco_client.embed_grpc import decode_response, encode_pixel_probe, encode_request
 from moco_client.retry import MAX_DELAY_S, RetryPolicy, parse_retry_after
 from moco_client.sse import parse
 
@@ -48,3 +48,9 @@ def test_embed_response_decoding_skips_unknown_fields() -> None:
     data = b"\x0a\x08" + vectors + b"\x10\x01\x18\x02\x22\x02m1" + b"\x65\x00\x00\x00\x00" + b"\x40\x01"
     assert decode_response(data) == {"vectors": vectors, "count": 1, "dim": 2, "model_id": b"m1", "normalized": 1}
 
+
+
+def test_the_serving_probe_is_one_pixel_tensor() -> None:
+    # alias (1), tensor (4) {shape (1) packed [1, 1, 1, 3], data (2) 12 zero bytes}, OUTPUT_BACKBONE (5 = 1)
+    tensor = b"\x0a\x04\x01\x01\x01\x03" + b"\x12\x0c" + bytes(12)
+    assert encode_pixel_probe("prod", 3) == b"\x0a\x04prod" + b"\x22" + bytes([len(tensor)]) + tensor + b"\x28\x01"
