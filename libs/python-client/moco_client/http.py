@@ -14,6 +14,9 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 from .errors import MocoApiError, MocoConnectionError, api_error
 from .retry import MAX_DELAY_S, RetryPolicy, parse_retry_after
 
+# "The client's timeout": None means none at all (uploads, whose answer waits for validation).
+DEFAULT_TIMEOUT: Any = object()
+
 Query = Mapping[str, Union[str, int, float, bool, None]]
 # A body to send as is; a callable makes a fresh one per attempt, so that the request can be retried.
 Body = Union[bytes, Callable[[], Union[bytes, Iterable[bytes]]]]
@@ -45,7 +48,7 @@ class Http:
         body: Optional[Body] = None,
         headers: Optional[Dict[str, str]] = None,
         retry: Optional[bool] = None,
-        timeout_s: Optional[float] = None,
+        timeout_s: Optional[float] = DEFAULT_TIMEOUT,
     ) -> http.client.HTTPResponse:
         """A successful (2xx) response, after retries; the caller reads and closes it."""
         retry = method in ("GET", "HEAD") if retry is None else retry
@@ -63,7 +66,7 @@ class Http:
             data = json.dumps(json_body).encode() if json_body is not None else body() if callable(body) else body
             request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
             try:
-                return urllib.request.urlopen(request, timeout=self.timeout_s if timeout_s is None else timeout_s)
+                return urllib.request.urlopen(request, timeout=self.timeout_s if timeout_s is DEFAULT_TIMEOUT else timeout_s)
             except urllib.error.HTTPError as err:
                 error = api_error(err.code, err.read(), err.headers.get("x-request-id"), parse_retry_after(err.headers.get("retry-after")))
                 err.close()

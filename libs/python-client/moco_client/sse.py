@@ -76,8 +76,9 @@ def job_stream(transport: Http, job_id: str, after: Optional[int] = None, metric
             headers["Last-Event-ID"] = str(last_id)
         path = f"/v1/jobs/{segment(job_id)}/events"
         try:
-            # No read timeout: the server sends a heartbeat every 15 s, and a dead peer ends in a reset.
-            with transport.open(path, headers=headers, query={"metrics_after_step": metrics_after_step}, retry=True, timeout_s=None) as res:
+            # The client's read timeout (60 s by default) outlasts the server's 15 s heartbeats, so it
+            # only fires on a dead connection, which is then resumed like any drop.
+            with transport.open(path, headers=headers, query={"metrics_after_step": metrics_after_step}, retry=True) as res:
                 if res.status == 204:
                     return  # the job has finished and nothing is left after last_id
                 for message in parse(res):
