@@ -64,11 +64,10 @@ function implicitErrors(path: string, op: Operation): string[] {
   return statuses;
 }
 
-function completeOperation(path: string, method: string, op: Operation): void {
-  const id = op.operationId;
-  if (!id) throw new Error(`OpenAPI: ${method.toUpperCase()} ${path} has no operationId`);
-  const example = EXAMPLES[id];
-  if (!example) throw new Error(`OpenAPI: no example for ${id} (apps/api/src/plugins/openapi-examples.ts)`);
+// An operation without an operationId or an example is served without them (never a failed start):
+// apps/api/src/plugins/openapi-document.test.ts fails on it instead.
+function completeOperation(path: string, op: Operation): void {
+  const example = EXAMPLES[op.operationId ?? ''];
   for (const status of implicitErrors(path, op)) op.responses[status] ??= { description: '' };
   for (const [status, response] of Object.entries(op.responses)) {
     if (ERRORS[status]) {
@@ -79,19 +78,19 @@ function completeOperation(path: string, method: string, op: Operation): void {
     } else {
       response.description = SUCCESS[status] ?? response.description;
       const json = response.content?.['application/json'];
-      if (json) json.example = example.response;
+      if (json && example) json.example = example.response;
     }
     if (status === '429' || status === '503') response.headers = { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } };
   }
   const body = op.requestBody?.content['application/json'];
-  if (body && example.request !== undefined) body.example = example.request;
+  if (body && example?.request !== undefined) body.example = example.request;
 }
 
 /** Completes the document generated from the routes (mutating it) and returns it. */
 export function completeDocument<T>(document: T): T {
   const doc = document as unknown as Document;
   for (const [path, methods] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(methods)) completeOperation(path, method, op);
+    for (const op of Object.values(methods)) completeOperation(path, op);
   }
   const events = doc.paths['/v1/jobs/{id}/events']?.get?.responses['200'];
   if (events?.content) {
