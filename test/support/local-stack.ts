@@ -21,7 +21,7 @@ export interface LocalStack {
   cacheDir: string;
   /** The variables both processes read. */
   env: Record<string, string>;
-  createKey(project: string): Promise<CreatedKey>;
+  createKey(project: string, opts?: { admin?: boolean }): Promise<CreatedKey>;
   close(): Promise<void>;
 }
 
@@ -51,7 +51,7 @@ export async function startLocalStack(env: Record<string, string> = {}): Promise
       WORKER_CACHE_DIR: cacheDir,
       ...env,
     },
-    createKey: (project) => keys.createKey({ projectName: project, role: 'member', name: 'test' }),
+    createKey: (project, opts = {}) => keys.createKey({ projectName: project, role: opts.admin ? 'admin' : 'member', name: 'test' }),
     async close() {
       const redis = createRedis(redisUrl);
       const queue = createTrainingQueue(redis, prefix);

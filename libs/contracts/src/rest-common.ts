@@ -37,7 +37,7 @@ export type ErrorDetail = z.infer<typeof ErrorDetail>;
 export const ErrorBody = z
   .object({
     error: z.object({
-      code: z.string().describe(API_ERROR_CODES.join(' | ')),
+      code: z.enum(API_ERROR_CODES).describe('branch on this, never on the message'),
       message: z.string(),
       param: z.string().nullable().describe('the offending field, as a dotted path (hyperparameters.K), when one is at fault'),
       details: z.array(ErrorDetail).optional().describe('every problem, when there are several'),

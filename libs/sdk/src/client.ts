@@ -18,7 +18,10 @@ import type {
   MetricsResponse,
   Model,
   Page,
+  Project,
   PromoteModelRequest,
+  QueueDepth,
+  QueueHealth,
   RegisterDatasetRequest,
   RotatedApiKey,
 } from '@moco/contracts';
@@ -157,9 +160,17 @@ export class MocoClient {
   };
 
   readonly models = {
-    /** Points an alias at a checkpoint; embedders switch to it without a restart. */
-    promote: (req: PromoteModelRequest, opts: Call = {}) =>
-      this.http.json<Model>('/v1/models', { method: 'POST', json: req, retry: true, signal: opts.signal }),
+    /**
+     * Points an alias at a checkpoint and answers the model (its `id` pins it in Embed calls).
+     * Embedders switch to it without a restart, once it is loaded; with `waitUntilServed` (needs
+     * `grpcAddress`) this resolves only once the embedder answers the alias with it.
+     */
+    promote: async (req: PromoteModelRequest, opts: Call & { waitUntilServed?: boolean; timeoutMs?: number } = {}): Promise<Model> => {
+      if (opts.waitUntilServed && !this.grpc) throw new Error('models.promote with waitUntilServed needs the client option grpcAddress');
+      const model = await this.http.json<Model>('/v1/models', { method: 'POST', json: req, retry: true, signal: opts.signal });
+      if (opts.waitUntilServed) await this.grpc!.waitUntilServed(req.alias, model, opts);
+      return model;
+    },
     list: async (opts: Call = {}) => (await this.http.json<{ data: Model[] }>('/v1/models', opts)).data,
   };
 
@@ -178,8 +189,20 @@ export class MocoClient {
       this.http.json<EmbeddingsResponse>('/v1/embeddings', { method: 'POST', json: req, retry: true, signal: opts.signal }),
   };
 
+  /** Unauthenticated probes. */
+  readonly health = {
+    live: (opts: Call = {}) => this.http.json<{ status: 'ok' }>('/healthz', opts),
+    /** Postgres, Redis and the object store answer; a 503 (one does not) is thrown as MocoApiError. */
+    ready: (opts: Call = {}) => this.http.json<{ status: string; checks: Record<string, string> }>('/readyz', opts),
+    /** Training messages that need a worker (what the autoscaler reads). */
+    queueDepth: (opts: Call = {}) => this.http.json<QueueDepth>('/queue-depth', opts),
+  };
+
   /** Operator routes: they need an admin key (others get 403 `forbidden`). */
   readonly admin = {
+    /** Training queue health: message counts and connected workers. */
+    queue: (opts: Call = {}) => this.http.json<QueueHealth>('/v1/admin/queue', opts),
+    projects: async (opts: Call = {}) => (await this.http.json<{ data: Project[] }>('/v1/admin/projects', opts)).data,
     keys: {
       /** The answer holds the secret, the only time it is shown. Not retried (but on 429): a retry would make a second key. */
       create: (req: CreateApiKeyRequest, opts: Call = {}) =>

@@ -65,6 +65,29 @@ export class GrpcEmbedder {
     };
   }
 
+  /**
+   * Resolves once an Embed by `alias` is answered by model `modelId`: embedders move an alias only
+   * after its new model is loaded, so right after a promotion the previous model may still answer.
+   * Probes with one 1x1 pixel (resized by the model's transform), so it costs one tiny forward pass.
+   */
+  async waitUntilServed(alias: string, model: { id: string; transform: { channels: number } }, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const channels = model.transform.channels;
+    const probe = { alias, tensor: { shape: [1, 1, 1, channels], data: new Uint8Array(4 * channels) }, output: 'OUTPUT_BACKBONE' as const };
+    const until = Date.now() + (opts.timeoutMs ?? 60_000);
+    for (let attempt = 1; ; attempt++) {
+      opts.signal?.throwIfAborted();
+      const served = await this.client.embed(probe, { deadline: until }).catch((err: ServiceError) => {
+        if (!RETRIABLE.has(err.code)) throw err;
+        return null;
+      });
+      if (served?.modelId === model.id) return;
+      if (Date.now() > until) {
+        throw new Error(`the embedder still serves ${served?.modelId ?? 'nothing'} for alias ${alias}, not ${model.id}`);
+      }
+      await sleep(Math.min(100 * attempt, 1000), undefined, { signal: opts.signal });
+    }
+  }
+
   private async call(images: Uint8Array[], opts: EmbedOptions): Promise<EmbedResponse> {
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();

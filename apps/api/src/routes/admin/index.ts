@@ -26,6 +26,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
     {
       schema: {
         tags: ['admin'],
+        operationId: 'getAdminQueue',
         summary: 'Training queue health: message counts and connected workers',
         response: { 200: QueueHealth, 403: ErrorBody, 503: ErrorBody },
       },
@@ -35,7 +36,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
 
   app.get(
     '/projects',
-    { schema: { tags: ['admin'], summary: 'Every project, by name', response: { 200: ProjectList, 403: ErrorBody } } },
+    { schema: { tags: ['admin'], operationId: 'listProjects', summary: 'Every project, by name', response: { 200: ProjectList, 403: ErrorBody } } },
     async () => ({ data: await admin.projects() }),
   );
 
@@ -44,6 +45,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
     {
       schema: {
         tags: ['admin'],
+        operationId: 'listApiKeys',
         summary: 'List API keys, newest first (prefixes only: secrets are never shown again)',
         querystring: ListApiKeysQuery,
         response: { 200: ApiKeyPage, 403: ErrorBody },
@@ -57,6 +59,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
     {
       schema: {
         tags: ['admin'],
+        operationId: 'createApiKey',
         summary: 'Create an API key',
         description: 'For an existing project (`project_id`) or one by name (`project_name`, created when there is none). The secret is in this answer only.',
         body: CreateApiKeyRequest,
@@ -71,6 +74,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
     {
       schema: {
         tags: ['admin'],
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
         description: 'The key is refused from the next request on. Repeating is harmless (the first revocation time stays).',
         params: IdParams,
@@ -85,6 +89,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
     {
       schema: {
         tags: ['admin'],
+        operationId: 'rotateApiKey',
         summary: 'Rotate an API key',
         description:
           'Makes a new secret for the same project, name and role (in this answer only) and retires the old key: revoked at once, ' +

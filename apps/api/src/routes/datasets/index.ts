@@ -32,6 +32,7 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
     {
       schema: {
         tags: ['datasets'],
+        operationId: 'createDataset',
         summary: 'Upload or register a dataset',
         description: UPLOAD_DESCRIPTION,
         querystring: UploadDatasetQuery,
@@ -75,6 +76,7 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
     {
       schema: {
         tags: ['datasets'],
+        operationId: 'listDatasets',
         summary: 'List datasets, newest first',
         querystring: ListDatasetsQuery,
         response: { 200: DatasetPage },
@@ -85,7 +87,7 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
 
   app.get(
     '/:id',
-    { schema: { tags: ['datasets'], summary: 'Get a dataset', params: IdParams, response: { 200: Dataset, 404: ErrorBody } } },
+    { schema: { tags: ['datasets'], operationId: 'getDataset', summary: 'Get a dataset', params: IdParams, response: { 200: Dataset, 404: ErrorBody } } },
     async (request) => datasets.get(readScope(request.principal), request.params.id),
   );
 };

@@ -11,7 +11,7 @@ const Readiness = z.object({
 const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = async (app, { health }) => {
   app.get(
     '/healthz',
-    { schema: { tags: ['health'], summary: 'The process is alive', security: [], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    { schema: { tags: ['health'], operationId: 'getHealth', summary: 'The process is alive', security: [], response: { 200: z.object({ status: z.literal('ok') }) } } },
     async () => ({ status: 'ok' as const }),
   );
   app.get(
@@ -19,6 +19,7 @@ const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = async (ap
     {
       schema: {
         tags: ['health'],
+        operationId: 'getReadiness',
         summary: 'Postgres, Redis and the object store answer',
         security: [],
         response: { 200: Readiness, 503: Readiness },
@@ -34,6 +35,7 @@ const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = async (ap
     {
       schema: {
         tags: ['health'],
+        operationId: 'getQueueDepth',
         summary: 'Training messages that need a worker (what the worker autoscaler reads)',
         description: 'Unauthenticated like /metrics: counts only. KEDA\'s metrics-api scaler reads `demand` (deploy/base/worker.yaml).',
         security: [],

@@ -20,7 +20,8 @@ import type { JobService } from '../../jobs/job-service.js';
 import { invalidParameter } from '../../shared/api-error.js';
 import { actScope, readScope } from '../../shared/scope.js';
 
-const METADATA_PARAM = 'metadata.';
+/** `?metadata.<key>=` or `?metadata[<key>]=` (OpenAPI's deepObject style, which generated clients send). */
+const METADATA_PARAM = /^metadata(?:\.(.+)|\[(.+)\])$/;
 
 const EVENTS_DESCRIPTION = `A page of events in order (\`?after=<event id>&limit=\`).
 
@@ -37,6 +38,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'createJob',
         summary: 'Create a training job',
         description:
           'Validates the datasets and hyperparameters (unset ones come from the recipe for the image size) and queues the job. ' +
@@ -60,8 +62,9 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'listJobs',
         summary: 'List jobs, newest first',
-        description: 'Filters: `?status=queued,running`, `?metadata.<key>=<value>` (several are ANDed); admin keys: `?project_id=`.',
+        description: 'Filters: `?status=queued,running`, `?metadata[<key>]=<value>` or `?metadata.<key>=<value>` (several are ANDed); admin keys: `?project_id=`.',
         querystring: ListJobsQuery,
         response: { 200: JobPage, 400: ErrorBody },
       },
@@ -70,8 +73,9 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
       const { limit, after, status, project_id: projectId, ...rest } = request.query;
       const metadata: [string, string][] = [];
       for (const [key, value] of Object.entries(rest)) {
-        if (!key.startsWith(METADATA_PARAM)) throw invalidParameter(key, 'unknown query parameter');
-        metadata.push([key.slice(METADATA_PARAM.length), value]);
+        const match = METADATA_PARAM.exec(key);
+        if (!match) throw invalidParameter(key, 'unknown query parameter');
+        metadata.push([(match[1] ?? match[2])!, value]);
       }
       return jobs.list(readScope(request.principal, projectId), { statuses: status, metadata }, { limit, after });
     },
@@ -79,7 +83,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
 
   app.get(
     '/:id',
-    { schema: { tags: ['jobs'], summary: 'Get a job with its progress', params: IdParams, response: { 200: Job, 404: ErrorBody } } },
+    { schema: { tags: ['jobs'], operationId: 'getJob', summary: 'Get a job with its progress', params: IdParams, response: { 200: Job, 404: ErrorBody } } },
     async (request) => jobs.get(readScope(request.principal), request.params.id),
   );
 
@@ -88,6 +92,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'cancelJob',
         summary: 'Cancel a job',
         description:
           'A queued job is cancelled at once (200). A running one becomes `cancelling` (202): its worker saves a checkpoint and ' +
@@ -107,6 +112,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'listJobEvents',
         summary: 'Job events: a page, or a live stream (SSE)',
         description: EVENTS_DESCRIPTION,
         params: IdParams,
@@ -131,6 +137,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'getJobMetrics',
         summary: 'Metric series of a job',
         description:
           'Per step: loss, lr, pretext_accuracy, feature_std; per epoch (at its last step): epoch_loss, images_per_s, knn_accuracy. ' +
@@ -148,6 +155,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
     {
       schema: {
         tags: ['jobs'],
+        operationId: 'listJobCheckpoints',
         summary: 'Checkpoints of a job, oldest first',
         params: IdParams,
         querystring: PageQuery,

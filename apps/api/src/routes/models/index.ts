@@ -11,6 +11,7 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
     {
       schema: {
         tags: ['models'],
+        operationId: 'promoteModel',
         summary: 'Promote a checkpoint under an alias',
         description:
           'Points the alias (created or moved) at a checkpoint of this project (admin keys: of any project, setting that ' +
@@ -27,6 +28,7 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
     {
       schema: {
         tags: ['models'],
+        operationId: 'listModels',
         summary: 'List promoted models, newest checkpoint first',
         description: 'Admin keys: every project, or `?project_id=`.',
         querystring: ListModelsQuery,
@@ -41,6 +43,7 @@ const modelRoutes: FastifyPluginAsyncZod<{ models: ModelService }> = async (app,
     {
       schema: {
         tags: ['models'],
+        operationId: 'createEmbeddings',
         summary: 'Embed images (REST mirror of gRPC Embed)',
         description:
           'Images are preprocessed with the model checkpoint\'s evaluation transform. Errors name the image (`param: images.3`). ' +

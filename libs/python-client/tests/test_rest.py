@@ -1,0 +1,127 @@
+"""The REST methods against the real API: datasets, jobs and their stream, typed errors, retries, admin."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from images import photos_tar_gz
+from moco_client import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    JobEvent,
+    MetricPoints,
+    MocoClient,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableError,
+)
+from conftest import TINY, env
+
+
+def test_upload_reports_progress_and_the_dataset_is_listed(client: MocoClient, tmp_path: Any) -> None:
+    path = tmp_path / "more photos.tar.gz"
+    path.write_bytes(photos_tar_gz(32))
+    progress: List[Tuple[int, Any]] = []
+    ds = client.datasets.upload(str(path), name="more", on_progress=lambda sent, total: progress.append((sent, total)))
+    assert ds["status"] == "ready" and ds["image_count"] == 32 and ds["name"] == "more"
+    size = path.stat().st_size
+    assert progress[0] == (0, size) and progress[-1] == (size, size)
+    assert [sent for sent, _ in progress] == sorted(sent for sent, _ in progress)
+    assert client.datasets.get(ds["id"])["id"] == ds["id"]
+    assert ds["id"] in [d["id"] for d in client.datasets.list(page_size=1)]
+
+
+def test_errors_are_typed_with_the_api_code(client: MocoClient, dataset: Dict[str, Any]) -> None:
+    with pytest.raises(UnprocessableError) as bad:
+        client.datasets.upload(b"not a dataset", filename="x.tar")
+    assert bad.value.status == 422 and bad.value.code == "invalid_dataset"
+    with pytest.raises(NotFoundError) as missing:
+        client.jobs.get("job_missing")
+    assert missing.value.code == "not_found" and missing.value.request_id
+    with pytest.raises(InvalidRequestError) as invalid:
+        client.jobs.create({"dataset_id": dataset["id"], "hyperparameters": {"K": 10, "batch_size": 64}})
+    assert invalid.value.code == "invalid_parameter" and invalid.value.param.startswith("hyperparameters.")
+    key = str(uuid.uuid4())
+    client.jobs.create({"dataset_id": dataset["id"], "hyperparameters": TINY, "metadata": {"suite": "conflict"}}, idempotency_key=key)
+    with pytest.raises(ConflictError) as conflict:
+        client.jobs.create({"dataset_id": dataset["id"], "hyperparameters": TINY}, idempotency_key=key)
+    assert conflict.value.code == "idempotency_conflict"
+    with pytest.raises(PermissionDeniedError):
+        client.admin.queue()
+    with pytest.raises(AuthenticationError) as unauthorized:
+        MocoClient(env("MOCO_URL"), "mk_nope").jobs.get("job_missing")
+    assert unauthorized.value.code == "unauthorized"
+
+
+def test_a_job_trains_with_its_live_stream_metrics_and_checkpoints(client: MocoClient, trained: Dict[str, Any]) -> None:
+    job, items = trained["job"], trained["items"]
+    assert job["status"] == "succeeded" and job["progress"]["step"] == 4
+    types = [i.event["type"] for i in items if isinstance(i, JobEvent)]
+    assert types[:2] == ["created", "started"] and types[-1] == "succeeded"
+    ids = [i.event["id"] for i in items if isinstance(i, JobEvent)]
+    assert ids == sorted(set(ids))  # in order, none twice
+    assert any(isinstance(i, MetricPoints) for i in items)
+    assert [e["type"] for e in client.jobs.event_page(job["id"], limit=2)["data"]] == ["created", "started"]
+    # Resuming after an event id yields only what followed it.
+    resumed = [i.event["id"] for i in client.jobs.events(job["id"], after=ids[-3]) if isinstance(i, JobEvent)]
+    assert resumed == ids[-2:]
+    loss = client.jobs.metrics(job["id"], names=["loss"])["data"][0]
+    assert [step for step, _ in loss["points"]] == [1, 2, 3, 4]
+    assert [(c["step"], c["final"]) for c in client.jobs.checkpoints(job["id"])] == [(2, False), (4, True)]
+    assert client.jobs.wait(job["id"])["status"] == "succeeded"
+
+
+def test_jobs_are_listed_by_status_and_metadata(client: MocoClient, trained: Dict[str, Any]) -> None:
+    listed = list(client.jobs.list(status=["succeeded"], metadata={"suite": "python"}, page_size=1))
+    assert [j["id"] for j in listed] == [trained["job"]["id"]]
+    assert list(client.jobs.list(metadata={"suite": "nobody"})) == []
+
+
+def test_a_cancelled_job_ends_cancelled(client: MocoClient, dataset: Dict[str, Any]) -> None:
+    job = client.jobs.create({"dataset_id": dataset["id"], "hyperparameters": {**TINY, "epochs": 50}})
+    assert client.jobs.cancel(job["id"])["status"] in ("cancelling", "cancelled")
+    assert client.jobs.wait(job["id"])["status"] == "cancelled"
+    with pytest.raises(ConflictError) as finished:
+        client.jobs.cancel(job["id"])
+    assert finished.value.code == "job_finished"
+
+
+def test_rate_limits_are_waited_out_after_retry_after(admin: MocoClient) -> None:
+    """The API under test allows 5 job creations per key per 2 s window (RATE_LIMIT_EXPENSIVE_MAX)."""
+    key = admin.admin.keys.create(project_name=f"burst-{uuid.uuid4().hex[:8]}")["key"]
+    no_retries = MocoClient(env("MOCO_URL"), key, max_retries=0)
+    # Creations naming no dataset are refused (400) after they are counted: a cheap way to spend the budget.
+    with pytest.raises(RateLimitError) as limited:
+        for _ in range(20):
+            with pytest.raises(InvalidRequestError):
+                no_retries.jobs.create({"dataset_id": "ds_missing"})
+    assert limited.value.code == "rate_limited" and limited.value.retry_after >= 1
+    patient = MocoClient(env("MOCO_URL"), key, max_retries=3)
+    start = time.monotonic()
+    for _ in range(8):
+        with pytest.raises(InvalidRequestError):
+            patient.jobs.create({"dataset_id": "ds_missing"})
+    # The budget was spent: getting through took at least the Retry-After the server named.
+    assert time.monotonic() - start >= limited.value.retry_after * 0.9
+
+
+def test_admin_keys_projects_queue_and_health(admin: MocoClient) -> None:
+    created = admin.admin.keys.create(project_name="python-keys", name="ci")
+    assert created["key"].startswith("mk_")
+    assert created["id"] in [k["id"] for k in admin.admin.keys.list(project_id=created["project_id"])]
+    rotated = admin.admin.keys.rotate(created["id"], grace_period_s=60)
+    assert rotated["key"] != created["key"]
+    assert admin.admin.keys.revoke(rotated["id"])["revoked_at"]
+    with pytest.raises(AuthenticationError):
+        MocoClient(env("MOCO_URL"), rotated["key"]).jobs.get("job_missing")
+    assert "python-keys" in [p["name"] for p in admin.admin.projects()]
+    assert isinstance(admin.admin.queue()["workers"], list)
+    assert admin.health.live() == {"status": "ok"}
+    assert admin.health.ready()["status"] == "ok"
+    assert "demand" in admin.health.queue_depth()
