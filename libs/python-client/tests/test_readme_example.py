@@ -16,6 +16,12 @@ from moco_client import MocoClient
 from conftest import env
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "readme_example.py"
+README = Path(__file__).parents[3] / "README.md"
+
+
+def test_the_readme_shows_the_example_as_it_is_tested() -> None:
+    match = re.search(r"<!-- python-example -->\n```python\n(.*?)```", README.read_text(), re.S)
+    assert match and match.group(1) == EXAMPLE.read_text()
 
 
 def test_the_readme_example_runs_and_prints_embeddings(tmp_path: Any, admin: MocoClient) -> None:
