@@ -46,7 +46,7 @@ async function expectServesCorrectly(): Promise<void> {
   expectAlive();
   const rng = new Rng(7);
   const values = Float32Array.from({ length: 2 * SIZE * SIZE * 3 }, () => rng.normal());
-  const result = await embed({ tensor: { shape: [2, SIZE, SIZE, 3], data: Buffer.from(values.buffer), preprocessed: true } }, fixtures.projects[0]!.apiKey);
+  const result = await embed({ tensor: { shape: [2, SIZE, SIZE, 3], data: Buffer.from(values.buffer), preprocessed: true }, normalize: false }, fixtures.projects[0]!.apiKey);
   expect(describeResult(result)).toBe('OK: ');
   const x = tf.tensor4d(values, [2, SIZE, SIZE, 3]);
   const reference = await mocos[0]!.query.embed(x, { output: 'backbone', normalize: false });

@@ -154,12 +154,16 @@ describe('Embed', () => {
     }
     // The same pixels as a raw tensor, and as an already transformed one.
     const floats = Float32Array.from(pixels);
-    const raw = await client.embed({ tensor: { shape: [3, SIZE, SIZE, 3], data: Buffer.from(floats.buffer) } });
+    const raw = await client.embed({ tensor: { shape: [3, SIZE, SIZE, 3], data: Buffer.from(floats.buffer) }, normalize: false });
     expect(maxDiff(raw, await reference(a.moco, pixels, rgb, 'backbone', false))).toBeLessThan(1e-5);
+    // normalize unset means true, as over REST and in both SDKs.
+    const unset = await client.embed({ tensor: { shape: [3, SIZE, SIZE, 3], data: Buffer.from(floats.buffer) } });
+    expect(unset.normalized).toBe(true);
+    expect(maxDiff(unset, await reference(a.moco, pixels, rgb, 'backbone', true))).toBeLessThan(1e-5);
     const x = tf.tidy(() => evalTransform(tf.tensor4d(pixels, [3, SIZE, SIZE, 3], 'float32'), rgb));
     const input = Buffer.from((await x.data<'float32'>()).buffer);
     x.dispose();
-    const pre = await client.embed({ tensor: { shape: [3, SIZE, SIZE, 3], data: input, preprocessed: true } });
+    const pre = await client.embed({ tensor: { shape: [3, SIZE, SIZE, 3], data: input, preprocessed: true }, normalize: false });
     expect(maxDiff(pre, await reference(a.moco, pixels, rgb, 'backbone', false))).toBeLessThan(1e-5);
   });
 

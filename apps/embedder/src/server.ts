@@ -94,7 +94,8 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     try {
       const { model, handle } = lease;
       const output = request.output === 'OUTPUT_HEAD' ? 'head' : 'backbone';
-      const normalize = request.normalize === true;
+      // Unset means true, as over REST and in both SDKs (the proto field has presence).
+      const normalize = request.normalize ?? true;
       const key = `${handle}/${output}/${normalize}`;
       const input = await preprocess(request, model.transform, { maxPixels: config.EMBED_MAX_IMAGE_PIXELS, budget: decodeBudget });
       const { data, dim } = await batcher.submit({ key, handle, output, normalize, transform: model.transform, input, ...call });
@@ -190,9 +191,9 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     Embed: unary('Embed', embed),
     EmbedStream: embedStream,
     ListModels: unary('ListModels', async (projectId: string) => ({ models: (await listModels(db, projectId)).map(toModelMessage) })),
-    GetModel: unary('GetModel', async (projectId: string, selector: ModelSelector) =>
-      toModelMessage(await resolveModel(db, { projectId, alias: selector.alias, modelId: selector.modelId })),
-    ),
+    GetModel: unary('GetModel', async (projectId: string, selector: ModelSelector) => ({
+      model: toModelMessage(await resolveModel(db, { projectId, alias: selector.alias, modelId: selector.modelId })),
+    })),
   });
   const health = new HealthImplementation({ '': 'NOT_SERVING', [EMBEDDING_SERVICE]: 'NOT_SERVING' });
   health.addToServer(server);

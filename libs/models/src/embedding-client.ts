@@ -38,7 +38,7 @@ interface RawClient extends grpc.Client {
   Embed: UnaryMethod<EmbedRequest, EmbedResponse>;
   EmbedStream(metadata: grpc.Metadata, options: grpc.CallOptions): grpc.ClientDuplexStream<EmbedRequest, EmbedResponse>;
   ListModels: UnaryMethod<object, { models: ModelMessage[] }>;
-  GetModel: UnaryMethod<ModelSelector, ModelMessage>;
+  GetModel: UnaryMethod<ModelSelector, { model: ModelMessage }>;
 }
 
 let clientConstructor: grpc.ServiceClientConstructor | undefined;
@@ -75,7 +75,7 @@ export function createEmbeddingClient(
     embed: (request, call) => unary(raw.Embed, request, call),
     embedStream: (call) => raw.EmbedStream(metadataFor(call), { deadline: call?.deadline }),
     listModels: async (call) => (await unary(raw.ListModels, {}, call)).models,
-    getModel: (selector, call) => unary(raw.GetModel, selector, call),
+    getModel: async (selector, call) => (await unary(raw.GetModel, selector, call)).model,
     grpcClient: raw,
     close: () => raw.close(),
   };
