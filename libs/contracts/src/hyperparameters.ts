@@ -1,4 +1,5 @@
-import { checkConfig, cifarDemoDefaults, imagenetV2Defaults, type MocoConfig } from '@moco/moco';
+// The configuration entry point of @moco/moco: its recipes and checks, without loading TensorFlow.js.
+import { checkConfig, cifarDemoDefaults, imagenetV2Defaults, type MocoConfig } from '@moco/moco/config';
 import { z } from 'zod';
 
 // The MoCo knobs a job accepts, in the API's snake_case. Every field is optional: what is left out

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { createEmbeddingClient, unpackVectors, type EmbeddingClient, type EmbedResponse } from '@moco/models';
+import { createEmbeddingClient, unpackVectors, type EmbeddingClient, type EmbedResponse } from '@moco/models/embedding';
 
 export interface EmbedOptions {
   /** Alias (default production) or, with `modelId`, an exact model. */
