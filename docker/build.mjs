@@ -7,6 +7,7 @@
 // addon). Paths between them stay as in the repository, so relative lookups such as
 // `new URL('../../../proto', import.meta.url)` hold. esbuild transpiles file by file (no bundling,
 // no type check: `npm run typecheck` does that).
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +64,8 @@ let files = 0;
 for (const pattern of rootPkg.workspaces) {
   const parent = path.join(ROOT, pattern.replace(/\/\*$/, ''));
   for (const entry of await readdir(parent, { withFileTypes: true })) {
-    if (entry.isDirectory()) files += await compilePackage(path.join(parent, entry.name));
+    // Only npm packages (libs/python-client is not one).
+    if (entry.isDirectory() && existsSync(path.join(parent, entry.name, 'package.json'))) files += await compilePackage(path.join(parent, entry.name));
   }
 }
 for (const item of ['package.json', 'package-lock.json', 'prisma', 'proto']) await cp(path.join(ROOT, item), path.join(OUT, item), { recursive: true });
