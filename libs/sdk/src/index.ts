@@ -2,3 +2,4 @@ export { MocoClient, type MocoClientOptions } from './client.js';
 export { MocoApiError, MocoConnectionError } from './errors.js';
 export { isTerminalEvent, type JobStreamItem } from './event-stream.js';
 export type { EmbedOptions, Embeddings } from './grpc-embedder.js';
+export type { CheckpointExport, ExportOptions } from './checkpoint-export.js';

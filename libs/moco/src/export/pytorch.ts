@@ -35,7 +35,8 @@ export function exportPytorch(stateBytes: Uint8Array, opts: { preprocessing: Pre
     step: progress.step,
     state_dict: new OrderedDict(stateDict),
     encoder: { arch: c.arch, stem: c.stem, width: c.width, in_channels: c.inChannels, head: c.head, dim: c.dim, bn_eps: c.bnEps },
-    preprocessing: { ...opts.preprocessing },
+    // Fields in a fixed order, so the same checkpoint always exports to the same bytes.
+    preprocessing: { size: opts.preprocessing.size, channels: opts.preprocessing.channels, mean: opts.preprocessing.mean, std: opts.preprocessing.std },
   };
   return zipStore([
     { name: 'archive/data.pkl', data: pickle(checkpoint) },
