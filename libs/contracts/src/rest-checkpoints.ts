@@ -21,8 +21,11 @@ export const ExportQuery = z.object({
 });
 export type ExportQuery = z.infer<typeof ExportQuery>;
 
-/** The response header carrying the export's sha256 (hex). */
+/** The response header carrying a download's sha256 (hex). */
 export const CHECKSUM_HEADER = 'x-checksum-sha256';
+
+/** A file download's 200 response in OpenAPI: bytes, with Content-Disposition, Content-Length and the checksum header. */
+export const DOWNLOAD_RESPONSE = z.any().describe(`the file (attachment), with Content-Length and its sha256 in ${CHECKSUM_HEADER}`);
 
 /** Where a checkpoint's exports are, relative to the API's base URL. */
 export const CheckpointDownloads = z

@@ -1,7 +1,7 @@
-import { CHECKSUM_HEADER, ErrorBody, ExportQuery, IdParams } from '@moco/contracts';
+import { CHECKSUM_HEADER, DOWNLOAD_RESPONSE, ErrorBody, ExportQuery, IdParams } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import type { CheckpointExportService } from '../../checkpoints/checkpoint-export-service.js';
+import { sendDownload } from '../../shared/downloads.js';
 import { readScope } from '../../shared/scope.js';
 
 const EXPORT_DESCRIPTION = `Streams the checkpoint in the chosen format, as an attachment with \`Content-Length\` and its sha256 in
@@ -32,24 +32,14 @@ const checkpointRoutes: FastifyPluginAsyncZod<{ exports: CheckpointExportService
         params: IdParams,
         querystring: ExportQuery,
         response: {
-          200: z.any().describe('the export (application/onnx or application/octet-stream)'),
+          200: DOWNLOAD_RESPONSE,
           400: ErrorBody,
           404: ErrorBody,
         },
       },
       config: { expensive: true },
     },
-    async (request, reply) => {
-      const artifact = await exports.artifact(readScope(request.principal), request.params.id, request.query);
-      const body = await exports.open(artifact);
-      return reply
-        .header('content-type', artifact.contentType)
-        .header('content-length', artifact.bytes)
-        .header('content-disposition', `attachment; filename="${artifact.filename}"`)
-        .header(CHECKSUM_HEADER, artifact.sha256)
-        .header('etag', `"${artifact.sha256}"`)
-        .send(body);
-    },
+    async (request, reply) => sendDownload(reply, await exports.download(readScope(request.principal), request.params.id, request.query)),
   );
 };
 
