@@ -6,8 +6,8 @@ import { buffer } from 'node:stream/consumers';
 import { exportOnnx, exportPytorch } from '@moco/moco/export';
 import { MocoClient } from '@moco/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertDataset, insertStoredCheckpoint } from '../../apps/api/src/testing/fixtures.js';
-import { bearer, useTestApp } from '../../apps/api/src/testing/test-app.js';
+import { jobWithStoredCheckpoint } from '../../apps/api/src/testing/fixtures.js';
+import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 
 // checkpoints.export and exportToFile against the real API (Postgres, S3 protocol).
 
@@ -21,14 +21,7 @@ describe('MocoClient checkpoints.export', () => {
   beforeAll(async () => {
     const key = await t.current.createKey('sdk-export');
     client = new MocoClient({ baseUrl: t.current.url, apiKey: key.key, retryDelayMs: 10 });
-    const dataset = await insertDataset(t.current.db, key.project_id);
-    const job = await t.current.app.inject({
-      method: 'POST',
-      url: '/v1/jobs',
-      headers: bearer(key),
-      payload: { dataset_id: dataset.id, hyperparameters: { batch_size: 64, K: 256, epochs: 2 } },
-    });
-    checkpoint = await insertStoredCheckpoint(t.current.db, t.current.store, { id: job.json().id, project_id: key.project_id }, 3);
+    checkpoint = await jobWithStoredCheckpoint(t.current, key, 3);
     dir = await mkdtemp(path.join(tmpdir(), 'moco-sdk-export-'));
   }, 60_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));

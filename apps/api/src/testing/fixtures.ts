@@ -2,6 +2,8 @@ import type { Dataset } from '@moco/contracts';
 import { newId, type Db, type Prisma } from '@moco/db';
 import { cifarDemoDefaults, Moco, Rng, saveTrainingState, tf, type MocoConfig } from '@moco/moco';
 import type { ObjectStore } from '@moco/storage';
+import type { CreatedKey } from '../keys/key-service.js';
+import { bearer, type TestApp } from './test-app.js';
 import { toDatasetResource } from '../datasets/dataset-service.js';
 
 /** A ready dataset row, as an upload would leave it (28x28 grey, labelled, 1000 images unless overridden). */
@@ -69,4 +71,17 @@ export async function insertStoredCheckpoint(
   const row = await db.checkpoint.update({ where: { id }, data: { bytes: state.length } });
   await store.put(row.objectKey, state);
   return { id, state };
+}
+
+/** A job of the key's project, created through the API, with one stored checkpoint (insertStoredCheckpoint). */
+export async function jobWithStoredCheckpoint(t: TestApp, key: CreatedKey, step: number): Promise<{ jobId: string; id: string; state: Uint8Array }> {
+  const dataset = await insertDataset(t.db, key.project_id);
+  const created = await t.app.inject({
+    method: 'POST',
+    url: '/v1/jobs',
+    headers: bearer(key),
+    payload: { dataset_id: dataset.id, hyperparameters: { batch_size: 64, K: 256, epochs: 2 } },
+  });
+  const jobId: string = created.json().id;
+  return { jobId, ...(await insertStoredCheckpoint(t.db, t.store, { id: jobId, project_id: key.project_id }, step)) };
 }

@@ -3,7 +3,7 @@ import { CHECKSUM_HEADER } from '@moco/contracts';
 import { exportOnnx, exportPytorch } from '@moco/moco/export';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../keys/key-service.js';
-import { insertDataset, insertStoredCheckpoint } from '../../testing/fixtures.js';
+import { jobWithStoredCheckpoint } from '../../testing/fixtures.js';
 import { bearer, useTestApp } from '../../testing/test-app.js';
 
 const t = useTestApp();
@@ -22,15 +22,7 @@ async function download(key: CreatedKey, path: string) {
 
 beforeAll(async () => {
   [alice, bob] = await Promise.all([t.current.createKey('alice'), t.current.createKey('bob')]);
-  const dataset = await insertDataset(t.current.db, alice.project_id);
-  const created = await t.current.app.inject({
-    method: 'POST',
-    url: '/v1/jobs',
-    headers: bearer(alice),
-    payload: { dataset_id: dataset.id, hyperparameters: { batch_size: 64, K: 256, epochs: 2 } },
-  });
-  jobId = created.json().id;
-  checkpoint = await insertStoredCheckpoint(t.current.db, t.current.store, { id: jobId, project_id: alice.project_id }, 7);
+  ({ jobId, ...checkpoint } = await jobWithStoredCheckpoint(t.current, alice, 7));
 }, 60_000);
 
 describe('GET /v1/checkpoints/:id/export', () => {
