@@ -7,7 +7,7 @@ import { newId, type DatasetModel, type Prisma } from '@moco/db';
 import { parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import type { ApiConfig } from '../config.js';
 import { ApiError, invalidParameter, notFound, serverBusy } from '../shared/api-error.js';
-import { objectChecksum, type Download } from '../shared/downloads.js';
+import { objectChecksum, withStoredFile, type Download } from '../shared/downloads.js';
 import { toPage } from '../shared/pagination.js';
 import type { Principal } from '../shared/scope.js';
 import type { DatasetRepository } from './dataset-repository.js';
@@ -245,9 +245,9 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
         const why = row.objectKey ? `it is ${row.status}` : 'it was registered in place: read it from its source_uri';
         throw new ApiError(404, 'not_found', `dataset ${id} has no file to download (${why})`);
       }
-      const sha256 = await objectChecksum(store, row.objectKey, `projects/${row.projectId}/exports/${row.id}/dataset`);
-      const filename = row.objectKey.slice(row.objectKey.lastIndexOf('/') + 1);
       const key = row.objectKey;
+      const sha256 = await withStoredFile('dataset', id, () => objectChecksum(store, key, `projects/${row.projectId}/exports/${row.id}/dataset`));
+      const filename = row.objectKey.slice(row.objectKey.lastIndexOf('/') + 1);
       return { bytes: Number(row.bytes), sha256, filename, contentType: 'application/octet-stream', open: () => store.get(key) };
     },
 

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CHECKSUM_HEADER } from '@moco/contracts';
-import type { ObjectStore } from '@moco/storage';
+import { ObjectNotFoundError, type ObjectStore } from '@moco/storage';
 import type { FastifyReply } from 'fastify';
+import { ApiError } from './api-error.js';
 
 /** An object ready to stream to a client: its size, sha256, the name it downloads as, and its bytes. */
 export interface Download {
@@ -43,4 +44,14 @@ export async function sendDownload(reply: FastifyReply, download: Download): Pro
     .header(CHECKSUM_HEADER, download.sha256)
     .header('etag', `"${download.sha256}"`)
     .send(body);
+}
+
+/** Runs `work` on a resource's stored file: a file gone from the store (a row without its object) is 404, not a 500. */
+export async function withStoredFile<T>(what: string, id: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new ApiError(404, 'not_found', `the stored file of ${what} ${id} is missing`);
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@ import { CHECKSUM_HEADER } from '@moco/contracts';
 import { exportOnnx, exportPytorch } from '@moco/moco/export';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../keys/key-service.js';
-import { jobWithStoredCheckpoint } from '../../testing/fixtures.js';
+import { insertCheckpoint, jobWithStoredCheckpoint } from '../../testing/fixtures.js';
 import { bearer, useTestApp } from '../../testing/test-app.js';
 
 const t = useTestApp();
@@ -60,6 +60,13 @@ describe('GET /v1/checkpoints/:id/export', () => {
       const res = await t.current.app.inject({ url: path, headers: bearer(key) });
       expect(res.statusCode, path).toBe(404);
       expect(res.json().error.code).toBe('not_found');
+    }
+    // A row whose object is gone from the store: 404 naming it, not a 500.
+    const orphan = await insertCheckpoint(t.current.db, { id: jobId, project_id: alice.project_id }, 8);
+    for (const format of ['onnx', 'pytorch', 'mocotens']) {
+      const gone = await t.current.app.inject({ url: `/v1/checkpoints/${orphan}/export?format=${format}`, headers: bearer(alice) });
+      expect(gone.statusCode, format).toBe(404);
+      expect(gone.json().error.message).toBe(`the stored file of checkpoint ${orphan} is missing`);
     }
     const bad = await t.current.app.inject({ url: `/v1/checkpoints/${checkpoint.id}/export?format=keras`, headers: bearer(alice) });
     expect(bad.statusCode).toBe(400);

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { idxFile, solidImage, tarArchive } from '../../../../../libs/data/src/test-fixtures.js';
 import { buildApp } from '../../app.js';
 import type { CreatedKey } from '../../keys/key-service.js';
+import { insertDataset } from '../../testing/fixtures.js';
 import { bearer, useTestApp } from '../../testing/test-app.js';
 import { upload } from '../../testing/upload.js';
 
@@ -70,6 +71,11 @@ describe('POST /v1/datasets (upload)', () => {
     expect(file.headers.get(CHECKSUM_HEADER)).toBe(createHash('sha256').update(tgz).digest('hex'));
     const stranger = await t.current.createKey('datasets-stranger');
     expect((await t.current.app.inject({ url: ds.download_url, headers: bearer(stranger) })).statusCode).toBe(404);
+    // A row whose object is gone from the store: 404 naming it, not a 500.
+    const orphan = await insertDataset(t.current.db, stranger.project_id);
+    const gone = await t.current.app.inject({ url: orphan.download_url!, headers: bearer(stranger) });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error.message).toBe(`the stored file of dataset ${orphan.id} is missing`);
   });
 
   it('stores a zip, an idx pair in a tar and a single gzipped idx file', async () => {
