@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { findTorchPython } from '../libs/moco/src/testing/torch-reference.js';
 
 // The local training command end to end, as a user runs it: real Fashion-MNIST files, the wasm
 // backend with our gradient kernels, JSON lines out, a saved state resumed.
@@ -22,9 +24,11 @@ function trainLocal(args: string[]) {
 const tiny = ['--train-limit', '64', '--test-limit', '64', '--batch-size', '32', '--width', '2', '--K', '64', '--bn-splits', '2', '--json'];
 
 describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
-  it('trains, reports baselines and per-epoch kNN, saves a state that resumes', () => {
-    const state = join(mkdtempSync(join(tmpdir(), 'train-local-')), 'state.bin');
-    const first = trainLocal([...tiny, '--epochs', '2', '--save', state]);
+  it('trains, reports baselines and per-epoch kNN, saves a state that resumes, exports the encoder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'train-local-'));
+    const state = join(dir, 'state.bin');
+    const onnxFile = join(dir, 'encoder.onnx');
+    const first = trainLocal([...tiny, '--epochs', '2', '--save', state, '--export', 'onnx', onnxFile]);
     expect(first.status, first.stderr).toBe(0);
     // auto: native where the oneDNN addon is built (CI builds it), else wasm.
     const backend = /tfjs backend '(native|wasm)'/.exec(first.stderr)?.[1];
@@ -40,12 +44,22 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
       expect(e.images_per_s).toBeGreaterThan(0);
       expect(e.knn_acc).toBeGreaterThanOrEqual(0);
     }
-    expect(rest.at(-1)).toMatchObject({ epochs: 2, steps: 4, state });
+    expect(rest.at(-1)).toMatchObject({ epochs: 2, steps: 4, state, export: onnxFile });
     expect(existsSync(state)).toBe(true);
+    // The ONNX export runs: 28x28 grey in, width 2 (16 features) and the 128-d head out.
+    const session = await ort.InferenceSession.create(onnxFile);
+    const out = await session.run({ input: new ort.Tensor('float32', new Float32Array(2 * 28 * 28), [2, 1, 28, 28]) });
+    expect([out.backbone!.dims, out.head!.dims]).toEqual([[2, 16], [2, 128]]);
 
     // The state carries its own config (2 epochs, width 2): resuming the finished run has nothing left.
-    const resumed = trainLocal([...tiny, '--resume', state]);
+    const pth = join(dir, 'checkpoint_0002.pth.tar');
+    const resumed = trainLocal([...tiny, '--resume', state, '--export', 'pytorch', pth]);
     expect(resumed.status, resumed.stderr).toBe(0);
+    const torch = findTorchPython();
+    if (torch.python) {
+      const loaded = spawnSync(torch.python, ['-c', `import torch; c = torch.load(${JSON.stringify(pth)}); print(c['arch'], c['epoch'], len(c['state_dict']))`], { encoding: 'utf8' });
+      expect(loaded.stdout.trim(), loaded.stderr).toMatch(/^resnet18 2 \d+$/);
+    }
     expect(resumed.lines[0]).toMatchObject({ event: 'start', resumed_at_step: 4, config: { epochs: 2, width: 2 } });
     expect(resumed.lines.at(-1)).toMatchObject({ epochs: 2, steps: 4 });
   });
@@ -56,5 +70,8 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     expect(bad.stderr).toMatch(/--epochs: /);
     expect(bad.stderr).toMatch(/--K: /);
     expect(bad.stderr).toMatch(/Usage: npm run train:local/);
+    const noPath = trainLocal(['--export', 'onnx']);
+    expect(noPath.status).toBe(1);
+    expect(noPath.stderr).toMatch(/--export needs one PATH/);
   });
 });

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { idxArchive, loadFashionMnist } from '@moco/data';
@@ -159,7 +160,7 @@ describe('admin dashboard', () => {
     const newest = page.locator('#checkpoints-table tbody tr').first();
     const checkpointId = await newest.getAttribute('data-checkpoint-id');
     await newest.locator('input[name="alias"]').fill('staging');
-    await newest.locator('button').click();
+    await newest.locator('form.promote button').click();
     await expect.poll(() => page.locator('.message').textContent()).toContain('as staging');
     await expect.poll(() => newest.locator('.chip').textContent()).toBe('staging');
 
@@ -169,6 +170,27 @@ describe('admin dashboard', () => {
     expect(await row.textContent()).toContain('staging');
     expect(await row.textContent()).toContain('vision');
     await shot('models');
+  });
+
+  it('downloads a checkpoint as PyTorch and ONNX from the job page, named and whole', async () => {
+    await page.goto(`${t.url}/admin#/jobs/${jobId}`);
+    const newest = page.locator('#checkpoints-table tbody tr').first();
+    await newest.waitFor();
+    const checkpointId = (await newest.getAttribute('data-checkpoint-id'))!;
+    for (const [label, format, name] of [
+      ['PyTorch', 'pytorch', `${checkpointId}.pth.tar`],
+      ['ONNX', 'onnx', `${checkpointId}-head.onnx`],
+    ] as const) {
+      const saving = page.waitForEvent('download');
+      await newest.locator(`button[data-download="${label}"]`).click();
+      const saved = await saving;
+      expect(saved.suggestedFilename()).toBe(name);
+      const file = await readFile((await saved.path())!);
+      const fromSdk = await client.checkpoints.export(checkpointId, { format, output: 'head' });
+      expect(file.length).toBe(fromSdk.bytes);
+      expect(createHash('sha256').update(file).digest('hex')).toBe(fromSdk.sha256);
+      fromSdk.body.destroy();
+    }
   });
 
   it('lists the datasets', async () => {

@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { createAdminService } from './admin/admin-service.js';
+import { createCheckpointExportService } from './checkpoints/checkpoint-export-service.js';
 import type { ApiConfig } from './config.js';
 import { createDatasetRepository } from './datasets/dataset-repository.js';
 import { createDatasetService } from './datasets/dataset-service.js';
@@ -26,6 +27,7 @@ import { createRateLimits, limitByKey } from './plugins/rate-limit.js';
 import { refuseUnstorableText } from './plugins/storable-text.js';
 import { echoRequestId, genReqId } from './plugins/request-id.js';
 import adminRoutes from './routes/admin/index.js';
+import checkpointRoutes from './routes/checkpoints/index.js';
 import datasetRoutes from './routes/datasets/index.js';
 import healthRoutes from './routes/health/index.js';
 import jobRoutes from './routes/jobs/index.js';
@@ -54,7 +56,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const datasetRepo = createDatasetRepository(db);
   const datasets = createDatasetService({ repo: datasetRepo, store, config });
   const jobRepo = createJobRepository(db);
-  const jobs = createJobService({ repo: jobRepo, datasets: datasetRepo, queue, store, log: app.log, jobsCreated: metrics.jobsCreated });
+  const jobs = createJobService({ repo: jobRepo, datasets: datasetRepo, queue, log: app.log, jobsCreated: metrics.jobsCreated });
   const updates = createJobUpdates(config.DATABASE_URL, app.log);
   const streams = createEventStreams({ repo: jobRepo, updates });
   const health = createHealthService({ db, queue, store, log: app.log });
@@ -78,6 +80,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
       limitByKey(v1, limits);
       await v1.register(datasetRoutes, { prefix: '/datasets', datasets });
       await v1.register(jobRoutes, { prefix: '/jobs', jobs, streams });
+      await v1.register(checkpointRoutes, { prefix: '/checkpoints', exports: createCheckpointExportService({ db, store }) });
       await v1.register(modelRoutes, { models });
       await v1.register(adminRoutes, { prefix: '/admin', admin: createAdminService({ db, queue }), keys });
     },

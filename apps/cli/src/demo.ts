@@ -157,7 +157,8 @@ try {
       job_id: job.id,
       status: job.status,
       knn_accuracy: job.latest_metrics.knn_accuracy ?? null,
-      checkpoint: final?.uri ?? null,
+      checkpoint: final?.id ?? null,
+      download: final?.downloads.pytorch ?? null,
     })}\n`,
   );
   await stopChildren();

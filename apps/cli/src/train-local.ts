@@ -3,7 +3,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { backend } from '@moco/config';
 import { loadFashionMnist, meanStd, readDataset, type ImageDataset } from '@moco/data';
-import { cifarDemoDefaults, initBackend, type MocoConfig } from '@moco/moco';
+import { cifarDemoDefaults, initBackend, saveTrainingState, type MocoConfig } from '@moco/moco';
+import { exportOnnx, exportPytorch, type Preprocessing } from '@moco/moco/export';
 import { knnAccuracy, rawPixelKnnAccuracy, train, type RunSettings } from '@moco/trainer';
 import { z } from 'zod';
 
@@ -22,6 +23,8 @@ after the kNN accuracy of the randomly initialised encoder and of raw pixels.
   --seed N (0)  --knn-k N (200)  --knn-t X (0.1)  --backend auto|tensorflow|native|wasm|cpu (auto)
   --save PATH   write the final training state (resumable with --resume)
   --resume PATH continue a saved run
+  --export onnx|pytorch PATH   write the trained encoder for other tools: ONNX (outputs backbone and
+                               head) or a torch.load file in facebookresearch/moco's layout
   --json        print JSON lines only
 `;
 
@@ -52,6 +55,7 @@ const Options = z.object({
   backend,
   save: z.string().optional(),
   resume: z.string().optional(),
+  export: z.enum(['onnx', 'pytorch']).optional(),
   json: z.boolean().default(false),
 });
 
@@ -76,12 +80,14 @@ async function loadData(o: z.infer<typeof Options>): Promise<{ train: ImageDatas
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     options: Object.fromEntries(
       Object.keys(Options.shape).map((k) => [k, { type: k === 'symmetric' || k === 'json' ? 'boolean' : 'string' }]),
     ) as Record<string, { type: 'string' | 'boolean' }>,
     args: process.argv.slice(2).filter((a) => a !== '--help' && a !== '-h'),
     strict: true,
+    // The export's PATH.
+    allowPositionals: true,
   });
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(usage);
@@ -93,6 +99,10 @@ async function main(): Promise<void> {
     throw new UsageError(`invalid options:\n${lines.join('\n')}`);
   }
   const o = parsed.data;
+  if (o.export ? positionals.length !== 1 : positionals.length > 0) {
+    throw new UsageError(o.export ? '--export needs one PATH after the format' : `unexpected argument ${positionals[0]}`);
+  }
+  const exportPath = positionals[0];
   const say = (human: string, json: Record<string, unknown>) =>
     process.stdout.write(o.json ? JSON.stringify(json) + '\n' : human + '\n');
 
@@ -127,6 +137,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   let finalKnn: number | null = null;
   let epochs = config.epochs;
+  let preprocessing: Preprocessing | undefined;
   const run = await train({
     train: trainSet,
     ...(monitor ? { monitor } : {}),
@@ -136,6 +147,7 @@ async function main(): Promise<void> {
       const c = moco.config;
       epochs = c.epochs;
       const run = progress.extra?.settings as RunSettings;
+      preprocessing = { ...run.transform, channels: c.inChannels };
       say(
         `MoCo on ${o.dataset}: ${trainSet.count} train images ${trainSet.height}x${trainSet.width}x${trainSet.channels}` +
           `${test ? `, ${test.count} test images` : ''}; ${c.arch} width ${c.width}, batch ${c.batchSize}, ` +
@@ -179,13 +191,19 @@ async function main(): Promise<void> {
     },
     ...(o.save ? { onCheckpoint: (state: Uint8Array) => writeFile(o.save!, state) } : {}),
   });
-  say(`done in ${((performance.now() - started) / 1000).toFixed(1)} s${o.save ? `; state saved to ${o.save}` : ''}`, {
+  if (o.export) {
+    const state = await saveTrainingState(run.moco, run.progress);
+    const bytes = o.export === 'onnx' ? exportOnnx(state, { output: 'head', preprocessing: preprocessing! }) : exportPytorch(state, { preprocessing: preprocessing! });
+    await writeFile(exportPath!, bytes);
+  }
+  say(`done in ${((performance.now() - started) / 1000).toFixed(1)} s${o.save ? `; state saved to ${o.save}` : ''}${o.export ? `; ${o.export} export written to ${exportPath}` : ''}`, {
     final_knn: finalKnn,
     epochs: run.progress.epoch,
     steps: run.progress.step,
     seconds: (performance.now() - started) / 1000,
     backend: backend.name,
     ...(o.save ? { state: o.save } : {}),
+    ...(o.export ? { export: exportPath } : {}),
   });
   run.moco.dispose();
 }

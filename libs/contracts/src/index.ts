@@ -15,3 +15,4 @@ export * from './rest-datasets.js';
 export * from './rest-jobs.js';
 export * from './rest-models.js';
 export * from './dataset-validation.js';
+export * from './rest-checkpoints.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Hyperparameters, HyperparametersInput, MAX_TOTAL_STEPS } from './hyperparameters.js';
 import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
+import { CheckpointDownloads } from './rest-checkpoints.js';
 
 export const JOB_STATUS_VALUES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
 export const JobStatus = z.enum(JOB_STATUS_VALUES);
@@ -146,7 +147,7 @@ export const Checkpoint = z
     epoch: z.number().int(),
     final: z.boolean(),
     bytes: z.number().int(),
-    uri: z.string(),
+    downloads: CheckpointDownloads,
     metrics: z.record(z.string(), z.unknown()),
     transform: z.record(z.string(), z.unknown()).describe('evaluation transform: {size, mean[], std[], channels}'),
     encoder: z.record(z.string(), z.unknown()).describe('{arch, stem, width, in_channels, head, dim}'),

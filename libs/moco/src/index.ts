@@ -16,3 +16,4 @@ export * from './augment/index.js';
 export * from './backend/select-backend.js';
 // One tfjs instance for every package: apps and libs use this re-export, never their own import.
 export * as tf from './tf.js';
+export * from './export/index.js';

@@ -1,4 +1,5 @@
-import * as tf from './tf.js';
+// Types only: decoding (which the exporters use) must not load tfjs.
+import type * as tf from './tf.js';
 
 /**
  * A small self-describing container for named float32 tensors plus a JSON header:

@@ -25,6 +25,7 @@ import type {
   RegisterDatasetRequest,
   RotatedApiKey,
 } from '@moco/contracts';
+import { exportToFile, openExport, type ExportOptions } from './checkpoint-export.js';
 import { isTerminalEvent, isTerminalStatus, jobStream, type JobStreamItem } from './event-stream.js';
 import { GrpcEmbedder, type EmbedOptions, type Embeddings } from './grpc-embedder.js';
 import { Http, type RequestOptions } from './http.js';
@@ -157,6 +158,13 @@ export class MocoClient {
       }
       return this.jobs.get(id, opts);
     },
+  };
+
+  readonly checkpoints = {
+    /** A checkpoint as ONNX, PyTorch or the training state, as a stream with its size and checksum. */
+    export: (id: string, opts: ExportOptions = {}) => openExport(this.http, id, opts),
+    /** The same, written to `path` (atomically, the checksum verified). */
+    exportToFile: (id: string, path: string, opts: ExportOptions = {}) => exportToFile(this.http, id, path, opts),
   };
 
   readonly models = {

@@ -7,6 +7,7 @@ import { newId, type DatasetModel, type Prisma } from '@moco/db';
 import { parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import type { ApiConfig } from '../config.js';
 import { ApiError, invalidParameter, notFound, serverBusy } from '../shared/api-error.js';
+import { objectChecksum, withStoredFile, type Download } from '../shared/downloads.js';
 import { toPage } from '../shared/pagination.js';
 import type { Principal } from '../shared/scope.js';
 import type { DatasetRepository } from './dataset-repository.js';
@@ -47,7 +48,9 @@ export function toDatasetResource(row: DatasetModel): Dataset {
     status: row.status as Dataset['status'],
     source: row.source as Dataset['source'],
     format: row.format,
-    uri: row.uri,
+    // The server's own storage location is never shown: a caller's s3:// source is theirs.
+    source_uri: row.source === 's3' ? row.uri : null,
+    download_url: row.objectKey && row.status === 'ready' ? `/v1/datasets/${encodeURIComponent(row.id)}/download` : null,
     bytes: Number(row.bytes),
     image_count: row.imageCount,
     height: row.height,
@@ -232,6 +235,20 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
     /** Registers an object already in S3, in place. */
     register(principal: Principal, request: RegisterDatasetRequest): Promise<Dataset> {
       return inUploadSlot(() => registerInPlace(principal, request));
+    },
+
+    /** An uploaded dataset's file, to stream back (its checksum computed on the first download and kept). */
+    async download(projectId: string | undefined, id: string): Promise<Download> {
+      const row = await repo.findById(projectId, id);
+      if (!row) throw notFound('dataset', id);
+      if (!row.objectKey || row.status !== 'ready') {
+        const why = row.objectKey ? `it is ${row.status}` : 'it was registered in place: read it from its source_uri';
+        throw new ApiError(404, 'not_found', `dataset ${id} has no file to download (${why})`);
+      }
+      const key = row.objectKey;
+      const sha256 = await withStoredFile('dataset', id, () => objectChecksum(store, key, `projects/${row.projectId}/exports/${row.id}/dataset`));
+      const filename = row.objectKey.slice(row.objectKey.lastIndexOf('/') + 1);
+      return { bytes: Number(row.bytes), sha256, filename, contentType: 'application/octet-stream', open: () => store.get(key) };
     },
 
     async get(projectId: string | undefined, id: string): Promise<Dataset> {

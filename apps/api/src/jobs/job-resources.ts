@@ -1,4 +1,4 @@
-import type { Checkpoint, Job, JobEvent, JobStatusValue, MetricSeries, ResolvedHyperparameters } from '@moco/contracts';
+import { checkpointDownloads, type Checkpoint, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
 import { JOB_STATUSES, type CheckpointModel, type JobEventModel, type JobModel } from '@moco/db';
 import type { MetricRow } from './job-repository.js';
 
@@ -54,7 +54,7 @@ export function toEventResource(row: JobEventModel): JobEvent {
   };
 }
 
-export function toCheckpointResource(row: CheckpointModel, uri: string): Checkpoint {
+export function toCheckpointResource(row: CheckpointModel): Checkpoint {
   return {
     id: row.id,
     job_id: row.jobId,
@@ -62,7 +62,7 @@ export function toCheckpointResource(row: CheckpointModel, uri: string): Checkpo
     epoch: row.epoch,
     final: row.final,
     bytes: Number(row.bytes),
-    uri,
+    downloads: checkpointDownloads(row.id),
     metrics: row.metrics as Record<string, unknown>,
     transform: row.transform as Record<string, unknown>,
     encoder: row.encoder as Record<string, unknown>,

@@ -13,7 +13,6 @@ import {
 } from '@moco/contracts';
 import { newId, Prisma, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
 import { enqueueTraining, type TrainingQueue } from '@moco/queue';
-import type { ObjectStore } from '@moco/storage';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { z } from 'zod';
@@ -34,7 +33,6 @@ export interface JobServiceDeps {
   repo: JobRepository;
   datasets: DatasetRepository;
   queue: TrainingQueue;
-  store: ObjectStore;
   log: FastifyBaseLogger;
   jobsCreated: Counter;
 }
@@ -69,7 +67,7 @@ function isUniqueViolation(err: unknown): boolean {
 
 export type JobService = ReturnType<typeof createJobService>;
 
-export function createJobService({ repo, datasets, queue, store, log, jobsCreated }: JobServiceDeps) {
+export function createJobService({ repo, datasets, queue, log, jobsCreated }: JobServiceDeps) {
   async function readyDataset(projectId: string, id: string, param: string): Promise<DatasetModel> {
     const ds = await datasets.findById(projectId, id);
     if (!ds) throw invalidParameter(param, `no dataset ${id} in this project`);
@@ -284,7 +282,7 @@ export function createJobService({ repo, datasets, queue, store, log, jobsCreate
     async checkpoints(projectId: string | undefined, id: string, query: { limit: number; after?: string }): Promise<Page<Checkpoint>> {
       await findJob(projectId, id);
       const rows = await repo.checkpoints(id, query.after, query.limit + 1);
-      return toPage(rows, query.limit, (r) => r.id, (r) => toCheckpointResource(r, store.describe(r.objectKey)));
+      return toPage(rows, query.limit, (r) => r.id, toCheckpointResource);
     },
   };
 }

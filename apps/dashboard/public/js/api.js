@@ -51,6 +51,22 @@ export async function request(path, { method = 'GET', query, json, headers = {},
 
 export const api = async (path, options) => (await request(path, options)).json();
 
+/**
+ * Saves an API file (a checkpoint export, a dataset) under the name the API gives it. A plain link
+ * cannot carry the key, so the file is fetched with it and handed to the browser as a blob.
+ */
+export async function download(path, { signal } = {}) {
+  const res = await request(path, { signal });
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'download';
+  const url = URL.createObjectURL(await res.blob());
+  const link = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The browser has taken the file by then; the blob's memory goes back.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 /** Every item of a list endpoint, following next_cursor (at most about `max` items). */
 export async function listAll(path, { query, signal, max = 1000, pageSize = 100 } = {}) {
   const items = [];

@@ -9,15 +9,17 @@ export const referenceDir = fileURLToPath(new URL('../../reference/', import.met
  * python3 on PATH. Returns null with the reason when none imports torch, so tests can say why they skip.
  */
 export function findTorchPython(): { python: string | null; reason: string } {
+  return findPython('torch, torchvision', 'apt-get install python3-torch python3-torchvision, or set MOCO_TORCH_PYTHON');
+}
+
+/** The first of those Pythons that imports `modules` (a comma-separated import list), or null with the reason. */
+export function findPython(modules: string, hint: string): { python: string | null; reason: string } {
   const candidates = [process.env.MOCO_TORCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[];
   for (const python of candidates) {
-    const probe = spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
+    const probe = spawnSync(python, ['-c', `import ${modules}`], { encoding: 'utf8' });
     if (probe.status === 0) return { python, reason: '' };
   }
-  return {
-    python: null,
-    reason: `no python with torch and torchvision among ${candidates.join(', ')} (apt-get install python3-torch python3-torchvision, or set MOCO_TORCH_PYTHON)`,
-  };
+  return { python: null, reason: `no python with ${modules} among ${candidates.join(', ')} (${hint})` };
 }
 
 export function runReference(python: string, script: string, args: string[]): string {

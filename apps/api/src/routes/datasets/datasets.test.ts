@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { CHECKSUM_HEADER } from '@moco/contracts';
 import { loadFashionMnist } from '@moco/data';
 import { createObjectStore } from '@moco/storage';
 import { zipSync } from 'fflate';
@@ -7,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { idxFile, solidImage, tarArchive } from '../../../../../libs/data/src/test-fixtures.js';
 import { buildApp } from '../../app.js';
 import type { CreatedKey } from '../../keys/key-service.js';
+import { insertDataset } from '../../testing/fixtures.js';
 import { bearer, useTestApp } from '../../testing/test-app.js';
 import { upload } from '../../testing/upload.js';
 
@@ -44,7 +47,8 @@ describe('POST /v1/datasets (upload)', () => {
       status: 'ready',
       source: 'upload',
       format: 'tar.gz',
-      uri: `s3://${t.current.s3.bucket}/${objectKey}`,
+      source_uri: null,
+      download_url: `/v1/datasets/${ds.id}/download`,
       bytes: tgz.length,
       image_count: 5,
       height: 8,
@@ -58,6 +62,20 @@ describe('POST /v1/datasets (upload)', () => {
     expect(await t.current.tempFiles()).toEqual([]);
     const got = await t.current.app.inject({ url: `/v1/datasets/${ds.id}`, headers: bearer(key) });
     expect(got.json()).toEqual(ds);
+    // Its download link gives the file back, whole, with its checksum; no other project sees it.
+    const file = await fetch(`${t.current.url}${ds.download_url}`, { headers: bearer(key) });
+    const bytes = Buffer.from(await file.arrayBuffer());
+    expect(Buffer.compare(bytes, tgz)).toBe(0);
+    expect(file.headers.get('content-length')).toBe(String(tgz.length));
+    expect(file.headers.get('content-disposition')).toBe('attachment; filename="pets.tar.gz"');
+    expect(file.headers.get(CHECKSUM_HEADER)).toBe(createHash('sha256').update(tgz).digest('hex'));
+    const stranger = await t.current.createKey('datasets-stranger');
+    expect((await t.current.app.inject({ url: ds.download_url, headers: bearer(stranger) })).statusCode).toBe(404);
+    // A row whose object is gone from the store: 404 naming it, not a 500.
+    const orphan = await insertDataset(t.current.db, stranger.project_id);
+    const gone = await t.current.app.inject({ url: orphan.download_url!, headers: bearer(stranger) });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error.message).toBe(`the stored file of dataset ${orphan.id} is missing`);
   });
 
   it('stores a zip, an idx pair in a tar and a single gzipped idx file', async () => {
@@ -111,7 +129,9 @@ describe('POST /v1/datasets (register an s3:// object)', () => {
     const source = `s3://${s3.bucket}/external/pets.tgz`;
     const res = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source, name: 'ext' } });
     expect(res.statusCode).toBe(201);
-    expect(res.json()).toMatchObject({ source: 's3', uri: source, name: 'ext', image_count: 5, bytes: tgz.length, format: 'tar.gz' });
+    expect(res.json()).toMatchObject({ source: 's3', source_uri: source, download_url: null, name: 'ext', image_count: 5, bytes: tgz.length, format: 'tar.gz' });
+    // Registered in place: there is no stored file of the service's to download.
+    expect((await app.inject({ url: `/v1/datasets/${res.json().id}/download`, headers: bearer(key) })).statusCode).toBe(404);
     expect(await t.current.objects(`projects/${key.project_id}/datasets/${res.json().id}/`)).toEqual([]);
 
     const missing = await app.inject({ method: 'POST', url: '/v1/datasets', headers: bearer(key), payload: { source: `${source}.nope` } });

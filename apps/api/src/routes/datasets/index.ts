@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import { Dataset, DatasetPage, ErrorBody, IdParams, ListDatasetsQuery, RegisterDatasetRequest, UploadDatasetQuery } from '@moco/contracts';
+import { CHECKSUM_HEADER, Dataset, DatasetPage, DOWNLOAD_RESPONSE, ErrorBody, IdParams, ListDatasetsQuery, RegisterDatasetRequest, UploadDatasetQuery } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { DatasetService } from '../../datasets/dataset-service.js';
 import { ApiError, parseOrThrow } from '../../shared/api-error.js';
+import { sendDownload } from '../../shared/downloads.js';
 import { readScope } from '../../shared/scope.js';
 
 const UPLOAD_DESCRIPTION = `Two ways, told apart by Content-Type:
@@ -89,6 +90,21 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
     '/:id',
     { schema: { tags: ['datasets'], operationId: 'getDataset', summary: 'Get a dataset', params: IdParams, response: { 200: Dataset, 404: ErrorBody } } },
     async (request) => datasets.get(readScope(request.principal), request.params.id),
+  );
+
+  app.get(
+    '/:id/download',
+    {
+      schema: {
+        tags: ['datasets'],
+        summary: 'Download an uploaded dataset file',
+        description: `The file as uploaded, with Content-Length and its sha256 in \`${CHECKSUM_HEADER}\`. 404 for a dataset registered in place (read it from its \`source_uri\`) or not yet ready.`,
+        params: IdParams,
+        response: { 200: DOWNLOAD_RESPONSE, 404: ErrorBody },
+      },
+      config: { expensive: true },
+    },
+    async (request, reply) => sendDownload(reply, await datasets.download(readScope(request.principal), request.params.id)),
   );
 };
 

@@ -208,7 +208,12 @@ describe('GET /v1/jobs/:id/checkpoints', () => {
       epoch: 3,
       final: true,
       bytes: 1030,
-      uri: `s3://${t.current.s3.bucket}/projects/${key.project_id}/jobs/${jobId}/checkpoints/step-000000030.mocotens`,
+      downloads: {
+        onnx: `/v1/checkpoints/${rest.data[0].id}/export?format=onnx&output=backbone`,
+        onnx_head: `/v1/checkpoints/${rest.data[0].id}/export?format=onnx&output=head`,
+        pytorch: `/v1/checkpoints/${rest.data[0].id}/export?format=pytorch`,
+        mocotens: `/v1/checkpoints/${rest.data[0].id}/export?format=mocotens`,
+      },
       metrics: { loss: 1 / 30 },
       transform: { size: 28, mean: [0.5], std: [0.25], channels: 1 },
       encoder: { arch: 'resnet18', stem: 'cifar', width: 64, in_channels: 1, head: 'v1', dim: 128 },

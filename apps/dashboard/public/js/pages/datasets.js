@@ -1,6 +1,7 @@
 // #/datasets: every project's datasets, newest first.
 import { listAll } from '../api.js';
 import { h } from '../dom.js';
+import { downloadButton } from '../downloads.js';
 import { age, bytes } from '../format.js';
 import { projectListPage } from '../list-page.js';
 
@@ -18,7 +19,7 @@ function datasetRow(ds, projects) {
     h('td', {}, classes),
     h('td', {}, ds.format ?? '—', h('div', { class: 'small muted' }, ds.source)),
     h('td', { class: 'num' }, bytes(ds.bytes)),
-    h('td', { class: 'small mono uri' }, ds.uri),
+    h('td', { class: 'small mono uri' }, ds.download_url ? downloadButton('Download', ds.download_url, 'the file as uploaded') : ds.source_uri),
     h('td', { class: 'num', title: ds.created_at }, age(ds.created_at)),
   );
 }
@@ -28,7 +29,7 @@ export const render = projectListPage({
   title: 'Datasets',
   note: (datasets) => `${datasets.length} shown`,
   load: (projectId, signal) => listAll('/v1/datasets', { query: { project_id: projectId }, signal }),
-  headers: ['Name', 'Project', 'Status', 'Images', 'H×W×C', 'Labels', 'Format', 'Size', 'Location', 'Age'],
+  headers: ['Name', 'Project', 'Status', 'Images', 'H×W×C', 'Labels', 'Format', 'Size', 'File', 'Age'],
   row: datasetRow,
   tableProps: { id: 'datasets-table', empty: 'No datasets.' },
 });

@@ -5,6 +5,7 @@ import { api, followJob, isTerminal, listAll } from '../api.js';
 import { metricChart } from '../chart.js';
 import { errorBox, h, replace, statusBadge, table } from '../dom.js';
 import { age, bytes, dateTime, number, percent, rate, time } from '../format.js';
+import { downloadButton } from '../downloads.js';
 import { datasetNamesOf, projectNames } from '../lookups.js';
 
 const CHARTED = ['loss', 'lr', 'knn_accuracy'];
@@ -85,6 +86,13 @@ function checkpointRows(checkpoints, aliasesOf, onPromote) {
       h('td', { title: c.created_at }, `${age(c.created_at)} ago`),
       h('td', {}, (aliasesOf.get(c.id) ?? []).map((a) => h('span', { class: 'chip' }, a))),
       h('td', {}, promoteForm(c, onPromote)),
+      h(
+        'td',
+        { class: 'downloads' },
+        downloadButton('ONNX', c.downloads.onnx_head, 'the frozen encoder for onnxruntime (outputs backbone and head)'),
+        downloadButton('PyTorch', c.downloads.pytorch, 'torch.load file in facebookresearch/moco layout (main_lincls.py --pretrained)'),
+        downloadButton('State', c.downloads.mocotens, 'the whole resumable training state (MOCOTENS)'),
+      ),
     ),
   );
 }
@@ -135,7 +143,7 @@ export async function render(view, { params: [id], signal }) {
     const aliasesOf = new Map(models.data.map((m) => [m.id, m.aliases]));
     replace(
       checkpointSlot,
-      table(['Step', 'Epoch', '', 'Loss', 'kNN acc.', 'Size', 'Saved', 'Aliases', 'Promote'], checkpointRows(checkpoints, aliasesOf, promote), {
+      table(['Step', 'Epoch', '', 'Loss', 'kNN acc.', 'Size', 'Saved', 'Aliases', 'Promote', 'Download'], checkpointRows(checkpoints, aliasesOf, promote), {
         id: 'checkpoints-table',
         empty: 'No checkpoints yet.',
       }),
