@@ -6,6 +6,7 @@ Answers are the API's JSON as dicts (fields as in the OpenAPI document at /docs/
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import uuid
@@ -21,6 +22,28 @@ JSON = Dict[str, Any]
 Progress = Callable[[int, Optional[int]], None]
 # Upload chunk size: progress is reported per chunk.
 CHUNK_BYTES = 1 << 20
+
+
+def _download(http: Http, path: str, to: Union[str, "os.PathLike[str]"], query: Optional[Dict[str, Any]] = None) -> JSON:
+    """Streams a download route (Content-Length and x-checksum-sha256) to the file ``to``: written
+    beside it first and renamed into place only once whole and matching the checksum."""
+    partial = f"{os.fspath(to)}.partial-{os.getpid()}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with http.open(path, query=query, headers={"Accept": "*/*"}, timeout_s=None) as res, open(partial, "wb") as out:
+            expected_size, expected_sha = int(res.headers["Content-Length"]), res.headers.get("x-checksum-sha256", "")
+            while chunk := res.read(CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        if size != expected_size or digest.hexdigest() != expected_sha:
+            raise MocoError(f"{path} arrived damaged: {size} bytes, sha256 {digest.hexdigest()}; the server sent {expected_size} bytes, sha256 {expected_sha}")
+        os.replace(partial, to)
+        return {"path": os.fspath(to), "bytes": size, "sha256": expected_sha}
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def _paginate(http: Http, path: str, query: Dict[str, Any]) -> Iterator[JSON]:
@@ -84,6 +107,10 @@ class Datasets:
     def get(self, dataset_id: str) -> JSON:
         return self._http.json(f"/v1/datasets/{segment(dataset_id)}")
 
+    def download(self, dataset_id: str, to: Union[str, "os.PathLike[str]"]) -> JSON:
+        """An uploaded dataset's file, written to ``to`` (checksum verified): {path, bytes, sha256}."""
+        return _download(self._http, f"/v1/datasets/{segment(dataset_id)}/download", to)
+
     def list(self, page_size: Optional[int] = None) -> Iterator[JSON]:
         return _paginate(self._http, "/v1/datasets", {"limit": page_size})
 
@@ -144,6 +171,18 @@ class Jobs:
                     break
             job = self.get(job_id)
         return job
+
+
+class Checkpoints:
+    def __init__(self, http: Http) -> None:
+        self._http = http
+
+    def export(self, checkpoint_id: str, to: Union[str, "os.PathLike[str]"], format: str = "onnx", output: Optional[str] = None) -> JSON:
+        """A checkpoint as ``onnx`` (the frozen encoder; ``output="head"`` adds the head), ``pytorch``
+        (facebookresearch/moco's layout) or ``mocotens`` (the training state), written to ``to``
+        (checksum verified): {path, bytes, sha256}."""
+        query = {"format": format, "output": output}
+        return _download(self._http, f"/v1/checkpoints/{segment(checkpoint_id)}/export", to, {k: v for k, v in query.items() if v is not None})
 
 
 class Models:
@@ -262,6 +301,7 @@ class MocoClient:
         self._grpc = GrpcEmbedder(grpc_address, api_key, retry) if grpc_address else None
         self.datasets = Datasets(http)
         self.jobs = Jobs(http)
+        self.checkpoints = Checkpoints(http)
         self.models = Models(http, self._grpc)
         self.embeddings = EmbeddingsApi(http, self._grpc)
         self.admin = Admin(http)

@@ -25,7 +25,7 @@ import type {
   RegisterDatasetRequest,
   RotatedApiKey,
 } from '@moco/contracts';
-import { exportToFile, openExport, type ExportOptions } from './checkpoint-export.js';
+import { downloadToFile, openDownload, openExport, type ExportOptions } from './downloads.js';
 import { isTerminalEvent, isTerminalStatus, jobStream, type JobStreamItem } from './event-stream.js';
 import { GrpcEmbedder, type EmbedOptions, type Embeddings } from './grpc-embedder.js';
 import { Http, type RequestOptions } from './http.js';
@@ -106,6 +106,12 @@ export class MocoClient {
       this.http.json<Dataset>('/v1/datasets', { method: 'POST', json: req, retry: false, timeoutMs: 0, signal: opts.signal }),
     get: (id: string, opts: Call = {}) => this.http.json<Dataset>(`/v1/datasets/${encodeURIComponent(id)}`, opts),
     list: (opts: Call & { pageSize?: number } = {}) => paginate<Dataset>(this.http, '/v1/datasets', { limit: opts.pageSize }, opts.signal),
+    /** An uploaded dataset's file, as a stream with its size and checksum. */
+    download: (id: string, opts: Call = {}) =>
+      openDownload(this.http, `/v1/datasets/${encodeURIComponent(id)}/download`, { fallbackName: id, signal: opts.signal }),
+    /** The same, written to `path` (atomically, the checksum verified). */
+    downloadToFile: (id: string, path: string, opts: Call = {}) =>
+      downloadToFile(() => this.datasets.download(id, opts), `dataset ${id}`, path),
   };
 
   readonly jobs = {
@@ -164,7 +170,8 @@ export class MocoClient {
     /** A checkpoint as ONNX, PyTorch or the training state, as a stream with its size and checksum. */
     export: (id: string, opts: ExportOptions = {}) => openExport(this.http, id, opts),
     /** The same, written to `path` (atomically, the checksum verified). */
-    exportToFile: (id: string, path: string, opts: ExportOptions = {}) => exportToFile(this.http, id, path, opts),
+    exportToFile: (id: string, path: string, opts: ExportOptions = {}) =>
+      downloadToFile(() => openExport(this.http, id, opts), `checkpoint ${id} export`, path),
   };
 
   readonly models = {

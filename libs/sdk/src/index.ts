@@ -3,4 +3,4 @@ export { MocoApiError, MocoConnectionError } from './errors.js';
 export { isTerminalEvent, type JobStreamItem } from './event-stream.js';
 export type { EmbedOptions, Embeddings } from './grpc-embedder.js';
 export { OPERATIONS } from './operations.js';
-export type { CheckpointExport, ExportOptions } from './checkpoint-export.js';
+export type { Download, ExportOptions } from './downloads.js';

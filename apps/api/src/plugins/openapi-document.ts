@@ -100,5 +100,10 @@ export function completeDocument<T>(document: T): T {
     };
   }
   doc.paths['/v1/jobs']?.get?.parameters?.push(METADATA_FILTER);
+  // Downloads answer the file itself, not JSON.
+  for (const path of ['/v1/checkpoints/{id}/export', '/v1/datasets/{id}/download']) {
+    const ok = doc.paths[path]?.get?.responses['200'];
+    if (ok) ok.content = { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } };
+  }
   return document;
 }

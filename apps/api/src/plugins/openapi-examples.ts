@@ -1,3 +1,5 @@
+import { checkpointDownloads } from '@moco/contracts';
+
 // One example per operation of the OpenAPI document, by operationId: its request body (where it
 // has one) and its success answer. Taken from a real run (a tiny job on 64 16x16 images), so
 // generators and the docs UI show what the API really sends; the document test validates each
@@ -13,7 +15,6 @@ const DATASET = 'ds_01a24e9d3e6d9cb6f9801c51a099eb79';
 const JOB = 'job_01a24e9d3f1ad2dfa4d90f2daca838c3';
 const CHECKPOINT = 'ckpt_01a24e9d696c4f31abdce1b447bb176c';
 const WORKER = 'vm-4571-0431ff';
-const OBJECTS = `s3://moco/projects/${PROJECT}`;
 
 const page = <T>(data: T[], nextCursor: string | null = null) => ({ data, has_more: nextCursor !== null, next_cursor: nextCursor });
 
@@ -24,7 +25,8 @@ const dataset = {
   status: 'ready',
   source: 'upload',
   format: 'tar.gz',
-  uri: `${OBJECTS}/datasets/${DATASET}/photos.tar.gz`,
+  source_uri: null,
+  download_url: `/v1/datasets/${DATASET}/download`,
   bytes: 13817,
   image_count: 64,
   height: 16,
@@ -117,7 +119,7 @@ const checkpoint = {
   epoch: 2,
   final: true,
   bytes: 580028,
-  uri: `${OBJECTS}/jobs/${JOB}/checkpoints/step-000000004.mocotens`,
+  downloads: checkpointDownloads(CHECKPOINT),
   metrics: finalMetrics,
   transform,
   encoder,

@@ -27,6 +27,7 @@ const checkpointRoutes: FastifyPluginAsyncZod<{ exports: CheckpointExportService
     {
       schema: {
         tags: ['checkpoints'],
+        operationId: 'exportCheckpoint',
         summary: 'Download a checkpoint as ONNX, PyTorch or the training state',
         description: EXPORT_DESCRIPTION,
         params: IdParams,

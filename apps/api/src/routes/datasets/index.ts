@@ -97,6 +97,7 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
     {
       schema: {
         tags: ['datasets'],
+        operationId: 'downloadDataset',
         summary: 'Download an uploaded dataset file',
         description: `The file as uploaded, with Content-Length and its sha256 in \`${CHECKSUM_HEADER}\`. 404 for a dataset registered in place (read it from its \`source_uri\`) or not yet ready.`,
         params: IdParams,
