@@ -89,7 +89,8 @@ describe('README: use your encoder elsewhere', () => {
     const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
     for (const file of ['onnxruntime.mjs', 'pytorch_features.py', 'main_lincls_load.py']) {
       const block = new RegExp(`<!-- snippet: test/readme/use-elsewhere/${file.replace('.', '\\.')} -->\\n\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(readme);
-      if (block) expect(block[1], file).toBe(await readFile(path.join(SNIPPETS, file), 'utf8'));
+      expect(block, `README.md shows ${file}`).not.toBeNull();
+      expect(block![1], file).toBe(await readFile(path.join(SNIPPETS, file), 'utf8'));
     }
   });
 });
