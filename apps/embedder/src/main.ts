@@ -11,16 +11,13 @@ const db = createDb(config.DATABASE_URL);
 const store = createObjectStore(storageConfigFromEnv(config));
 const registry = createServiceRegistry();
 const embedder = await startEmbedder(config, { db, databaseUrl: config.DATABASE_URL, store, log, metrics: createEmbedderMetrics(registry) });
-const ops =
-  config.EMBED_OPS_PORT === undefined
-    ? null
-    : await startOpsServer({
-        host: config.EMBED_OPS_HOST,
-        port: config.EMBED_OPS_PORT,
-        registry,
-        checks: { postgres: () => db.$queryRaw`SELECT 1`, storage: () => store.check() },
-        onCheckFailure: (check, err) => log.warn({ err, check }, 'readiness check failed'),
-      });
+const ops = await startOpsServer({
+  host: config.EMBED_OPS_HOST,
+  port: config.EMBED_OPS_PORT,
+  registry,
+  checks: { postgres: () => db.$queryRaw`SELECT 1`, storage: () => store.check() },
+  onCheckFailure: (check, err) => log.warn({ err, check }, 'readiness check failed'),
+});
 if (ops) log.info({ ops_url: ops.url }, 'operations endpoints listening');
 
 // The embedder drains within its own limits (EMBED_DRAIN_DELAY_MS, then EMBED_SHUTDOWN_TIMEOUT_S); this only backs them up.

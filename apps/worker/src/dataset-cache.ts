@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
+import { processAlive } from '@moco/service';
 import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import { UserError, type DatasetLocation } from './protocol.js';
 
@@ -129,7 +130,7 @@ function ownName(): string {
 /** Left by a dead process: its pid is gone from this host, or (another host's, whose pids mean nothing here) it is a day old. */
 async function abandoned(name: string, leftover: string): Promise<boolean> {
   const [host, pid] = name.split('@');
-  if (host === hostname()) return !alive(Number(pid));
+  if (host === hostname()) return !processAlive(Number(pid));
   const s = await stat(leftover).catch(() => null);
   return s !== null && Date.now() - s.mtimeMs > FOREIGN_LEFTOVER_MS;
 }
@@ -149,16 +150,6 @@ async function list(dir: string): Promise<string[]> {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** An upload is an object of this deployment's store; a registered dataset is an object in any bucket its credentials can read. */

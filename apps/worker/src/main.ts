@@ -61,21 +61,18 @@ const worker = new Worker<QueuePayloads['training']>(TRAINING_QUEUE, processor.p
 });
 worker.on('error', (err) => log.error('queue worker error', { error: errorMessage(err) }));
 const reconciler = startReconciler({ db, queue, log }, env.RECONCILE_INTERVAL_S);
-const ops =
-  env.WORKER_OPS_PORT === undefined
-    ? null
-    : await startOpsServer({
-        host: env.WORKER_OPS_HOST,
-        port: env.WORKER_OPS_PORT,
-        registry,
-        checks: {
-          postgres: () => db.$queryRaw`SELECT 1`,
-          redis: () => redis.ping(),
-          storage: () => store.check(),
-          trainer: () => processor.checkTrainer(),
-        },
-        onCheckFailure: (check, err) => log.warn('readiness check failed', { check, error: errorMessage(err) }),
-      });
+const ops = await startOpsServer({
+  host: env.WORKER_OPS_HOST,
+  port: env.WORKER_OPS_PORT,
+  registry,
+  checks: {
+    postgres: () => db.$queryRaw`SELECT 1`,
+    redis: () => redis.ping(),
+    storage: () => store.check(),
+    trainer: () => processor.checkTrainer(),
+  },
+  onCheckFailure: (check, err) => log.warn('readiness check failed', { check, error: errorMessage(err) }),
+});
 log.info('worker started', { ops_url: ops?.url ?? null, queue_prefix: env.QUEUE_PREFIX, backend: env.TRAIN_BACKEND, storage: storage.kind });
 
 // The running job stops at its next step, checkpoints and goes back to the queue; the orchestrator's

@@ -3,3 +3,4 @@ export { checkReadiness, type CheckResult, type Readiness, type ReadinessCheck }
 export { withTimeout } from './timeout.js';
 export { childProcessLogger, onShutdown, routeConsole, routeConsoleTo, startService, type ConsoleLevel, type Logger, type StartedService } from './start-up.js';
 export { siblingEntry, type SiblingEntry } from './sibling-entry.js';
+export { processAlive } from './process-alive.js';

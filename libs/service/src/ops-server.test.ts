@@ -7,7 +7,7 @@ afterEach(async () => close?.());
 describe('ops server', () => {
   it('answers /healthz, /readyz with every check (a hung one fails after its timeout) and /metrics', async () => {
     const failures: string[] = [];
-    const { server, url } = await startOpsServer({
+    const { server, url } = (await startOpsServer({
       host: '127.0.0.1',
       port: 0,
       registry: createServiceRegistry(),
@@ -20,7 +20,7 @@ describe('ops server', () => {
         },
       },
       onCheckFailure: (name) => failures.push(name),
-    });
+    }))!;
     close = () => server.close();
 
     expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
@@ -33,8 +33,12 @@ describe('ops server', () => {
     expect(await metrics.text()).toContain('nodejs_eventloop_lag_seconds');
   });
 
+  it('is not served without a port', async () => {
+    expect(await startOpsServer({ host: '127.0.0.1', port: undefined, registry: createServiceRegistry(), checks: {} })).toBeNull();
+  });
+
   it('is ready when every check answers', async () => {
-    const { server, url } = await startOpsServer({ host: '127.0.0.1', port: 0, registry: createServiceRegistry(), checks: { a: async () => 1 } });
+    const { server, url } = (await startOpsServer({ host: '127.0.0.1', port: 0, registry: createServiceRegistry(), checks: { a: async () => 1 } }))!;
     close = () => server.close();
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(200);

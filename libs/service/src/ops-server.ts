@@ -12,15 +12,16 @@ export function createServiceRegistry(): Registry {
 /**
  * What an orchestrator asks a service that has no HTTP API of its own: `/healthz` (the process
  * answers), `/readyz` (every dependency answers; 503 naming the failed ones otherwise) and
- * Prometheus `/metrics`.
+ * Prometheus `/metrics`. No port (the service's *_OPS_PORT unset): not served, null.
  */
 export async function startOpsServer(opts: {
   host: string;
-  port: number;
+  port: number | undefined;
   registry: Registry;
   checks: Record<string, ReadinessCheck>;
   onCheckFailure?: (name: string, err: unknown) => void;
-}): Promise<{ server: FastifyInstance; url: string }> {
+}): Promise<{ server: FastifyInstance; url: string } | null> {
+  if (opts.port === undefined) return null;
   const server = Fastify({ logger: false });
   server.get('/healthz', async () => ({ status: 'ok' }));
   server.get('/readyz', async (_request, reply) => {

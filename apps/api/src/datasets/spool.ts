@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { processAlive } from '@moco/service';
 
 export class SpoolTooLarge extends Error {
   override readonly name = 'SpoolTooLarge';
@@ -39,14 +40,6 @@ export async function spoolToTempFile(source: Readable, dir: string, maxBytes: n
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * At start-up, before any upload: removes the spool files that API processes which died mid-upload
@@ -60,7 +53,7 @@ export async function removeDeadSpools(dir: string): Promise<string[]> {
   });
   const dead = names.filter((name) => {
     const pid = Number(SPOOL_NAME.exec(name)?.[1] ?? NaN);
-    return !Number.isNaN(pid) && (pid === process.pid || !isAlive(pid));
+    return !Number.isNaN(pid) && (pid === process.pid || !processAlive(pid));
   });
   await Promise.all(dead.map((name) => rm(path.join(dir, name), { force: true })));
   return dead;
