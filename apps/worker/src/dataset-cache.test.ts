@@ -111,4 +111,13 @@ describe('the dataset cache', () => {
     expect((err as DatasetError).message).not.toContain(cache.dir);
     expect(await readdir(path.join(cache.dir, 'pins')), 'the pin is released after a failed read').toEqual([]);
   });
+
+  it('names a dataset whose stored file is missing by its id, never by its storage location', async () => {
+    const cache = await newCache(10 * BYTES);
+    const missing = { id: 'ds_gone', objectKey: 'datasets/gone.tar', uri: 'file:///srv/objects/datasets/gone.tar' };
+    const err = await readStoredDataset(store, cache, missing, {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DatasetError);
+    expect((err as DatasetError).message).toMatch(/^dataset ds_gone: its stored file is missing/);
+    expect((err as DatasetError).message).not.toMatch(/file:|s3:|datasets\//);
+  });
 });

@@ -81,7 +81,7 @@ async function download(source: ObjectStore, key: string, ds: DatasetLocation, t
   await mkdir(path.dirname(temp), { recursive: true });
   try {
     const body = await source.get(key).catch((err: unknown) => {
-      throw err instanceof ObjectNotFoundError ? new DatasetError('not_found', ds.uri, 'the dataset object is missing', { cause: err }) : err;
+      throw err instanceof ObjectNotFoundError ? new DatasetError('not_found', `dataset ${ds.id}`, 'its stored file is missing', { cause: err }) : err;
     });
     await pipeline(body, createWriteStream(temp));
     await link(temp, pin);
