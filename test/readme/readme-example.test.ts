@@ -7,6 +7,7 @@ import { embedderEnv, loadConfig } from '@moco/config';
 import { tarArchive } from '@moco/data';
 import { startEmbedder, type Embedder } from '@moco/embedder';
 import { initBackend } from '@moco/moco';
+import { transform } from 'esbuild';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -14,11 +15,12 @@ import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { encodeImage } from '../../libs/data/src/test-fixtures.js';
 import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
 
-// Runs the README's SDK example as written, against a real API, worker and embedder; only the
-// addresses are replaced by this test's, and its files (photos.tar.gz, cat.png, dog.png) made here.
+// Runs the README's SDK example as a user would, against a real API, worker and embedder: the SDK
+// packed (`npm run sdk:package`), installed from its tarball into a project outside this
+// repository, the example (TypeScript types stripped) run there with plain node. Only the addresses
+// are replaced by this test's, and its files (photos.tar.gz, cat.png, dog.png) made here.
 
 const ROOT = path.join(import.meta.dirname, '../..');
-const SCRIPT = path.join(import.meta.dirname, '.example.generated.ts');
 const run = promisify(execFile);
 
 async function readmeExample(): Promise<string> {
@@ -56,21 +58,29 @@ describe('the README SDK example', () => {
     await writeFile(path.join(dir, 'photos.tar.gz'), await tarArchive(entries, true));
     await writeFile(path.join(dir, 'cat.png'), await png(100, 0));
     await writeFile(path.join(dir, 'dog.png'), await png(101, 1));
-  });
+    // The user's project: the SDK's tarball and nothing of this repository.
+    const packed = await run(process.execPath, [path.join(ROOT, 'libs/sdk/scripts/build-package.mjs'), path.join(dir, 'sdk-package')]);
+    const { tarball } = JSON.parse(packed.stdout.trim().split('\n').at(-1)!) as { tarball: string };
+    await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'readme-example', private: true, type: 'module' }));
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--silent', tarball], { cwd: dir, timeout: 180_000 });
+    const installed = await run('du', ['-sk', path.join(dir, 'node_modules')]);
+    const packages = await run('npm', ['ls', '--all', '--parseable'], { cwd: dir });
+    console.log(`@moco/sdk installed: ${Math.round(Number(installed.stdout.split('\t')[0]) / 1024)} MB, ${packages.stdout.trim().split('\n').length - 1} packages`);
+  }, 240_000);
   afterAll(async () => {
     await worker?.stop();
     await embedder?.close();
     await rm(dir, { recursive: true, force: true });
-    await rm(SCRIPT, { force: true });
   });
 
   it('runs as written and prints the embeddings of two images', async () => {
     const code = (await readmeExample())
       .replace("'http://127.0.0.1:8080'", JSON.stringify(t.current.url))
       .replace("'127.0.0.1:50051'", JSON.stringify(embedder.address));
-    await writeFile(SCRIPT, code);
+    const script = path.join(dir, 'example.mjs');
+    await writeFile(script, (await transform(code, { loader: 'ts', format: 'esm' })).code);
     const key = await t.current.createKey('readme');
-    const { stdout } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), SCRIPT], {
+    const { stdout } = await run(process.execPath, [script], {
       cwd: dir,
       env: { ...process.env, MOCO_KEY: key.key },
       timeout: 240_000,

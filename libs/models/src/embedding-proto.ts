@@ -1,9 +1,15 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-/** The repository's proto/ folder, found from this file so any working directory works. */
-export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url));
+/**
+ * The proto/ folder, found from this file so any working directory works: the repository's (also
+ * in the compiled tree), or the one shipped beside the bundle of the @moco/sdk package (dist/../proto).
+ */
+export const PROTO_DIR = ['../proto', '../../../proto']
+  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+  .find((dir) => existsSync(`${dir}/moco/v1/embedding.proto`))!;
 export const EMBEDDING_PROTO = 'moco/v1/embedding.proto';
 export const EMBEDDING_SERVICE = 'moco.v1.EmbeddingService';
 
