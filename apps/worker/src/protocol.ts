@@ -1,4 +1,5 @@
 // Messages between the worker (parent) and the trainer child of one job, over the IPC channel.
+import type { CheckpointEncoder, CheckpointTransform } from '@moco/contracts';
 import type { ObjectStoreConfig } from '@moco/storage';
 import type { BackendChoice, BackendName } from '@moco/moco';
 import type { StepInfo } from '@moco/trainer';
@@ -11,23 +12,9 @@ export interface DatasetLocation {
   uri: string;
 }
 
-/** The evaluation transform as checkpoint rows store it (what serving must apply). */
-export interface TransformInfo {
-  size: number;
-  mean: number[];
-  std: number[];
-  channels: 1 | 3;
-}
-
-/** The encoder's shape as checkpoint rows store it. */
-export interface EncoderInfo {
-  arch: string;
-  stem: string;
-  width: number;
-  in_channels: number;
-  head: string;
-  dim: number;
-}
+/** The evaluation transform and the encoder's shape, as checkpoint rows store them. */
+export type TransformInfo = CheckpointTransform;
+export type EncoderInfo = CheckpointEncoder;
 
 export interface StartMessage {
   type: 'start';

@@ -16,3 +16,4 @@ export * from './rest-jobs.js';
 export * from './rest-models.js';
 export * from './dataset-validation.js';
 export * from './rest-checkpoints.js';
+export * from './checkpoint-metadata.js';

@@ -1,3 +1,4 @@
+import { CheckpointEncoder, CheckpointTransform } from './checkpoint-metadata.js';
 import { z } from 'zod';
 import { Hyperparameters, HyperparametersInput, MAX_TOTAL_STEPS } from './hyperparameters.js';
 import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
@@ -149,8 +150,8 @@ export const Checkpoint = z
     bytes: z.number().int(),
     downloads: CheckpointDownloads,
     metrics: z.record(z.string(), z.unknown()),
-    transform: z.record(z.string(), z.unknown()).describe('evaluation transform: {size, mean[], std[], channels}'),
-    encoder: z.record(z.string(), z.unknown()).describe('{arch, stem, width, in_channels, head, dim}'),
+    transform: CheckpointTransform.describe('the evaluation transform serving and the exports apply'),
+    encoder: CheckpointEncoder.describe("the encoder's shape"),
     created_at: Timestamp,
   })
   .meta({ id: 'Checkpoint' });

@@ -1,8 +1,10 @@
+import { JOB_STATUS_VALUES, type JobStatusValue } from '@moco/contracts';
 import type { Db } from './client.js';
 import type { Prisma } from './generated/client.js';
 
-export const JOB_STATUSES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+// The statuses are a shape of libs/contracts (the REST resources show them); jobs.status holds them.
+export const JOB_STATUSES = JOB_STATUS_VALUES;
+export type JobStatus = JobStatusValue;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 /** Jobs a worker should hold: Postgres is the source of truth, the queue only carries them. */
 export const LIVE_STATUSES: readonly JobStatus[] = ['queued', 'running', 'cancelling'];

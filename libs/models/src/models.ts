@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hasPrefix, type Db, type Prisma } from '@moco/db';
+import { CheckpointEncoder, CheckpointTransform } from '@moco/contracts';
 import { z } from 'zod';
 
 /** Postgres channel carrying a JSON `ModelUpdate` whenever an alias is set (embedders reload on it). */
@@ -10,25 +11,9 @@ export const DEFAULT_ALIAS = 'production';
 
 const ALIAS_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-/** checkpoints.transform: the evaluation transform, which serving applies to every image. */
-export const CheckpointTransform = z.object({
-  size: z.number().int().positive(),
-  channels: z.union([z.literal(1), z.literal(3)]),
-  mean: z.array(z.number()),
-  std: z.array(z.number().positive()),
-});
-export type CheckpointTransform = z.infer<typeof CheckpointTransform>;
-
-/** checkpoints.encoder: the encoder's shape, readable without loading the weights. */
-export const CheckpointEncoder = z.object({
-  arch: z.enum(['resnet18', 'resnet34', 'resnet50']),
-  stem: z.enum(['cifar', 'imagenet']),
-  width: z.number().int().positive(),
-  in_channels: z.union([z.literal(1), z.literal(3)]),
-  head: z.enum(['v1', 'v2']),
-  dim: z.number().int().positive(),
-});
-export type CheckpointEncoder = z.infer<typeof CheckpointEncoder>;
+// A checkpoint's transform and encoder are shapes of libs/contracts (the worker writes them, the API and
+// the embedder read them); re-exported for this package's callers.
+export { CheckpointEncoder, CheckpointTransform } from '@moco/contracts';
 
 /** A model is a checkpoint: `id` is the checkpoint id. */
 export interface Model {

@@ -1,4 +1,4 @@
-import { checkpointDownloads, type Checkpoint, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
+import { checkpointDownloads, type Checkpoint, type CheckpointEncoder, type CheckpointTransform, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
 import { JOB_STATUSES, type CheckpointModel, type JobEventModel, type JobModel } from '@moco/db';
 import type { MetricRow } from './job-repository.js';
 
@@ -64,8 +64,9 @@ export function toCheckpointResource(row: CheckpointModel): Checkpoint {
     bytes: Number(row.bytes),
     downloads: checkpointDownloads(row.id),
     metrics: row.metrics as Record<string, unknown>,
-    transform: row.transform as Record<string, unknown>,
-    encoder: row.encoder as Record<string, unknown>,
+    // Written by the worker from the same contract shapes.
+    transform: row.transform as CheckpointTransform,
+    encoder: row.encoder as CheckpointEncoder,
     created_at: row.createdAt.toISOString(),
   };
 }
