@@ -95,7 +95,7 @@ export class TrainingProcessor {
     const live: JobStatus[] = ['running', 'cancelling'];
     const failed = (code: string, text: string, data: object = {}) => ({
       to: 'failed' as const,
-      event: { type: 'failed', message: text, data: { error_code: code, step, ...data } },
+      event: { type: 'failed' as const, message: text, data: { error_code: code, step, ...data } },
       set: { errorCode: code, errorMessage: text, finishedAt: new Date() },
     });
     const fail = (code: string, text: string) => transitionJob(db, job.id, { from: live, ...failed(code, text) });

@@ -77,11 +77,28 @@ export const ListJobsQuery = PageQuery.extend({
   .catchall(z.string())
   .describe('also metadata.<key>=<value>: jobs whose metadata has that value (several are ANDed)');
 
+/** Every event a job's history can hold (job_events.type); the last three end it. */
+export const JOB_EVENT_TYPES = [
+  'created',
+  'started',
+  'dataset_loaded',
+  'epoch_completed',
+  'checkpoint_saved',
+  'cancel_requested',
+  'requeued',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+export const JobEventType = z.enum(JOB_EVENT_TYPES);
+export type JobEventType = z.infer<typeof JobEventType>;
+
 export const JobEvent = z
   .object({
     id: z.number().int().describe('increasing; the SSE id'),
     job_id: z.string(),
-    type: z.string().describe('created, started, dataset_loaded, epoch_completed, checkpoint_saved, cancel_requested, cancelled, requeued, retrying, succeeded, failed'),
+    type: JobEventType,
     message: z.string(),
     data: z.record(z.string(), z.unknown()),
     created_at: Timestamp,

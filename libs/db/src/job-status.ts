@@ -1,4 +1,4 @@
-import { JOB_STATUS_VALUES, type JobStatusValue } from '@moco/contracts';
+import { JOB_STATUS_VALUES, type JobEventType, type JobStatusValue } from '@moco/contracts';
 import type { Db } from './client.js';
 import type { Prisma } from './generated/client.js';
 
@@ -15,7 +15,7 @@ export const JOB_UPDATES_CHANNEL = 'moco_job_updates';
 type Tx = Prisma.TransactionClient | Db;
 
 export interface JobEventInput {
-  type: string;
+  type: JobEventType;
   message: string;
   data?: Prisma.InputJsonValue;
 }

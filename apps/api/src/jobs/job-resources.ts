@@ -1,4 +1,4 @@
-import { checkpointDownloads, type Checkpoint, type CheckpointEncoder, type CheckpointTransform, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
+import { checkpointDownloads, type Checkpoint, type CheckpointEncoder, type CheckpointTransform, type JobEventType, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
 import { JOB_STATUSES, type CheckpointModel, type JobEventModel, type JobModel } from '@moco/db';
 import type { MetricRow } from './job-repository.js';
 
@@ -47,7 +47,8 @@ export function toEventResource(row: JobEventModel): JobEvent {
   return {
     id: Number(row.id),
     job_id: row.jobId,
-    type: row.type,
+    // Written through libs/db's JobEventInput, typed by the same list.
+    type: row.type as JobEventType,
     message: row.message,
     data: row.data as Record<string, unknown>,
     created_at: row.createdAt.toISOString(),
