@@ -154,12 +154,14 @@ describe('stops at any step', () => {
       });
 
       it(`SIGTERM checkpoints the current step, requeues, and the job resumes there on another worker (${label})`, async () => {
-        const epochs = 2;
+        const epochs = 3;
         // Started first, so that its start-up competes with neither the stop nor its measurement.
         const next = startWorker();
         await until('the next worker to start', async () => next.logs.some((line) => line.includes('worker started')));
         const id = await createJob(epochs, periodic(withCheckpoints));
-        await reachStep(id, epochs * STEPS_PER_EPOCH - 2);
+        // A step with a whole epoch still to go: the signal must land before training ends by itself
+        // (steps of this tiny model take milliseconds, and seeing the step takes a poll).
+        await reachStep(id, (epochs - 1) * STEPS_PER_EPOCH - 2);
         // Either worker may have taken the job: the other one resumes it.
         const { workerId } = await jobRow(id);
         const holder = [worker, next].find((w) => w.logs.some((line) => line.includes(`"worker_id":"${workerId}"`)))!;
