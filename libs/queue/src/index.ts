@@ -1,7 +1,6 @@
 export {
   createRedis,
   createTrainingQueue,
-  DEMAND_STATES,
   enqueueTraining,
   TRAINING_ATTEMPTS,
   TRAINING_QUEUE,

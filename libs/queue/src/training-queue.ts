@@ -47,7 +47,7 @@ export async function enqueueTraining(queue: TrainingQueue, jobId: string): Prom
 }
 
 /** The queue states that need a worker: waiting or retrying (delayed) messages and the ones being trained. */
-export const DEMAND_STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
+const DEMAND_STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
 
 /**
  * How many training workers the queue asks for (what an autoscaler scales the worker pods on): every

@@ -1,6 +1,6 @@
 export { createServiceRegistry, startOpsServer } from './ops-server.js';
 export { checkReadiness, type CheckResult, type Readiness, type ReadinessCheck } from './readiness.js';
 export { withTimeout } from './timeout.js';
-export { childProcessLogger, onShutdown, routeConsole, routeConsoleTo, startService, type ConsoleLevel, type Logger, type StartedService } from './start-up.js';
+export { childProcessLogger, onShutdown, routeConsole, startService, type ConsoleLevel, type Logger, type StartedService } from './start-up.js';
 export { siblingEntry, type SiblingEntry } from './sibling-entry.js';
 export { processAlive } from './process-alive.js';

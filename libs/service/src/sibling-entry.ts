@@ -6,8 +6,7 @@ import { fileURLToPath } from 'node:url';
  * (`npm run build`, the production image), where tsx is not installed.
  */
 export interface SiblingEntry {
-  /** The module's file URL (`.ts` or `.js`, as the caller's). */
-  url: URL;
+  /** The module's file (`.ts` or `.js`, as the caller's). */
   path: string;
   /** Node arguments a child process needs to run it (tsx's loader for TypeScript). */
   execArgv: string[];
@@ -19,12 +18,11 @@ export function siblingEntry(callerUrl: string, name: string): SiblingEntry {
   const typescript = callerUrl.endsWith('.ts');
   const url = new URL(`./${name}${typescript ? '.ts' : '.js'}`, callerUrl);
   if (!typescript) {
-    return { url, path: fileURLToPath(url), execArgv: [], threadBoot: `import(${JSON.stringify(url.href)});` };
+    return { path: fileURLToPath(url), execArgv: [], threadBoot: `import(${JSON.stringify(url.href)});` };
   }
   // Resolved from here, so the child finds tsx whatever its working directory.
   const tsxApi = import.meta.resolve('tsx/esm/api');
   return {
-    url,
     path: fileURLToPath(url),
     execArgv: ['--import', import.meta.resolve('tsx')],
     threadBoot: `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`,

@@ -3,7 +3,7 @@ import type { Db } from '@moco/db';
 import type { TrainingQueue } from '@moco/queue';
 import { REDIS_TIMEOUT_MS } from '../jobs/job-service.js';
 import { ApiError } from '../shared/api-error.js';
-import { withTimeout } from '../shared/timeout.js';
+import { withTimeout } from '@moco/service';
 
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
 // BullMQ names a worker's connection `<queue client name>:w:<worker name>` (plain, for unnamed workers).

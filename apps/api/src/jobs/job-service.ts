@@ -20,7 +20,7 @@ import type { DatasetRepository } from '../datasets/dataset-repository.js';
 import { ApiError, invalidParameter, invalidParameters, notFound } from '../shared/api-error.js';
 import { toPage } from '../shared/pagination.js';
 import type { Principal } from '../shared/scope.js';
-import { withTimeout } from '../shared/timeout.js';
+import { withTimeout } from '@moco/service';
 import type { JobFilter, JobRepository } from './job-repository.js';
 import { toCheckpointResource, toEventResource, toJobResource, toSeries } from './job-resources.js';
 

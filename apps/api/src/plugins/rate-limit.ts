@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import { REDIS_TIMEOUT_MS } from '../jobs/job-service.js';
 import { ApiError } from '../shared/api-error.js';
-import { withTimeout } from '../shared/timeout.js';
+import { withTimeout } from '@moco/service';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,2 +1,0 @@
-// The one timeout helper lives with the services' shared edge code.
-export { withTimeout } from '@moco/service';
