@@ -18,12 +18,19 @@ export const DatasetStats = z.object({
   width: z.number().int().positive(),
   channels: z.number().int().positive(),
   classNames: z.array(z.string()).nullable(),
+  /** Images per label index, when labelled. */
+  classCounts: z.array(z.number().int().min(0)).nullable(),
   labelled: z.boolean(),
 });
 export type DatasetStats = z.infer<typeof DatasetStats>;
 
 export const DatasetValidationResult = z.discriminatedUnion('outcome', [
-  z.object({ outcome: z.literal('valid'), stats: DatasetStats }),
+  z.object({
+    outcome: z.literal('valid'),
+    stats: DatasetStats,
+    /** A few images as PNG thumbnails (base64), for people to see what the dataset holds. */
+    samples: z.array(z.object({ label: z.number().int().nullable(), png: z.base64() })),
+  }),
   /** A problem with the data (a DatasetError of @moco/data): the client's to fix. */
   z.object({ outcome: z.literal('invalid'), code: z.string(), file: z.string(), message: z.string() }),
 ]);

@@ -22,6 +22,7 @@ export const Dataset = z
     width: z.number().int().nullable(),
     channels: z.number().int().nullable(),
     class_names: z.array(z.string()).nullable(),
+    class_counts: z.array(z.number().int()).nullable().describe('images per label index (the order of class_names), when labelled'),
     labelled: z.boolean(),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     created_at: Timestamp,
@@ -52,3 +53,24 @@ export type RegisterDatasetRequest = z.infer<typeof RegisterDatasetRequest>;
 export const ListDatasetsQuery = PageQuery.extend({
   project_id: z.string().optional().describe('admin keys only: one project (default: every project)'),
 });
+
+/** Thumbnails kept per dataset (picked at validation); `?n=` asks for fewer. */
+export const MAX_DATASET_SAMPLES = 64;
+
+export const DatasetSamplesQuery = z.object({
+  n: z.coerce.number().int().min(1).max(MAX_DATASET_SAMPLES).default(32).describe('how many (classes taken in turn)'),
+});
+
+export const DatasetSamples = z
+  .object({
+    dataset_id: z.string(),
+    data: z.array(
+      z.object({
+        label: z.number().int().nullable().describe('label index, when labelled'),
+        class_name: z.string().nullable(),
+        png: z.base64().describe('a PNG thumbnail, base64: the image itself up to 64 pixels a side, shrunk beyond'),
+      }),
+    ),
+  })
+  .meta({ id: 'DatasetSamples' });
+export type DatasetSamples = z.infer<typeof DatasetSamples>;

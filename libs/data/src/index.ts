@@ -6,6 +6,7 @@ export { decodeImage, readImageSize, type DecodeTarget, type RawImage } from './
 export { CIFAR10_CLASSES } from './cifar-reader.js';
 export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadFashionMnist } from './fashion-mnist.js';
 export { meanStd } from './dataset-stats.js';
+export { classCounts, sampleIndices, thumbnails, THUMBNAIL_MAX_SIDE, type Thumbnail } from './dataset-samples.js';
 export { batchCount, batches, type Batch, type BatchOptions } from './batches.js';
 export { sniffFile, type FileKind } from './sniff-file.js';
 export { idxArchive, idxFile, tarArchive, type TarEntry } from './archive-writer.js';

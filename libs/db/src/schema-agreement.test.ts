@@ -31,6 +31,7 @@ const SCALAR_TYPES: Record<string, string> = {
   Float: 'double precision',
   Boolean: 'boolean',
   Json: 'jsonb',
+  Bytes: 'bytea',
   DateTime: 'timestamp(3) without time zone',
 };
 const NATIVE_TYPES: Record<string, string> = { Timestamptz: 'timestamp(3) with time zone' };

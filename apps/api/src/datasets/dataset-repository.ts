@@ -13,6 +13,11 @@ export function createDatasetRepository(db: Db) {
       return db.dataset.findFirst({ where: { id, ...(projectId !== undefined && { projectId }) } });
     },
 
+    /** The first `n` thumbnails of a dataset, in the order they were picked. */
+    samples(datasetId: string, n: number): Promise<{ label: number | null; png: Uint8Array }[]> {
+      return db.datasetSample.findMany({ where: { datasetId }, orderBy: { index: 'asc' }, take: n, select: { label: true, png: true } });
+    },
+
     /** Newest first; `take` rows with id below `after`. */
     list(projectId: string | undefined, after: string | undefined, take: number): Promise<DatasetRow[]> {
       return db.dataset.findMany({

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import type { Dataset, DatasetStats, Page, RegisterDatasetRequest } from '@moco/contracts';
+import type { Dataset, DatasetSamples, DatasetStats, DatasetValidationResult, Page, RegisterDatasetRequest } from '@moco/contracts';
 import { newId, type DatasetModel, type Prisma } from '@moco/db';
 import { parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
 import type { ApiConfig } from '../config.js';
@@ -57,6 +57,7 @@ export function toDatasetResource(row: DatasetModel): Dataset {
     width: row.width,
     channels: row.channels,
     class_names: row.classNames as string[] | null,
+    class_counts: row.classCounts as number[] | null,
     labelled: row.labelled,
     error: row.errorCode ? { code: row.errorCode, message: row.errorMessage ?? '' } : null,
     created_at: row.createdAt.toISOString(),
@@ -100,18 +101,21 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
     }
   }
 
+  type Validated = Extract<DatasetValidationResult, { outcome: 'valid' }>;
+
   /** Validates the spooled file in a child process; `displayName` replaces the spool path in error messages. */
-  async function validate(file: string, displayName: string, param: string): Promise<DatasetStats> {
+  async function validate(file: string, displayName: string, param: string): Promise<Validated> {
     const result = await validator.validate({
       file,
       limits: { maxBytes: config.MAX_DATASET_BYTES, maxFiles: config.MAX_DATASET_FILES, maxPixelsPerImage: config.MAX_IMAGE_PIXELS },
     });
-    if (result.outcome === 'valid') return result.stats;
+    if (result.outcome === 'valid') return result;
     const message = result.message.replaceAll(file, displayName);
     throw new ApiError(422, 'invalid_dataset', message, param, [{ param, code: result.code, message }]);
   }
 
-  function statsOf(v: DatasetStats) {
+  /** The row's columns from what validation learned, its thumbnails included. */
+  function statsOf({ stats: v, samples }: Validated) {
     return {
       format: v.gzip ? `${v.kind}.gz` : v.kind,
       imageCount: v.imageCount,
@@ -119,7 +123,9 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
       width: v.width,
       channels: v.channels,
       classNames: v.classNames ?? undefined,
+      classCounts: v.classCounts ?? undefined,
       labelled: v.labelled,
+      samples: { create: samples.map((t, index) => ({ index, label: t.label, png: Buffer.from(t.png, 'base64') })) },
     };
   }
 
@@ -209,7 +215,7 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
         try {
           const validated = await validate(spooled.path, upload.filename ?? 'upload', 'body');
           const id = newId('ds');
-          const fileName = upload.filename ?? defaultFileName(validated);
+          const fileName = upload.filename ?? defaultFileName(validated.stats);
           const key = `projects/${principal.projectId}/datasets/${id}/${fileName}`;
           const row = await storeUnderPendingRow(
             {
@@ -249,6 +255,18 @@ export function createDatasetService({ repo, store, config }: DatasetServiceDeps
       const sha256 = await withStoredFile('dataset', id, () => objectChecksum(store, key, `projects/${row.projectId}/exports/${row.id}/dataset`));
       const filename = row.objectKey.slice(row.objectKey.lastIndexOf('/') + 1);
       return { bytes: Number(row.bytes), sha256, filename, contentType: 'application/octet-stream', open: () => store.get(key) };
+    },
+
+    /** The first `n` thumbnails picked at validation (none for a dataset validated before they were kept). */
+    async samples(projectId: string | undefined, id: string, n: number): Promise<DatasetSamples> {
+      const row = await repo.findById(projectId, id);
+      if (!row) throw notFound('dataset', id);
+      const names = row.classNames as string[] | null;
+      const samples = await repo.samples(id, n);
+      return {
+        dataset_id: id,
+        data: samples.map((s) => ({ label: s.label, class_name: s.label === null ? null : (names?.[s.label] ?? null), png: Buffer.from(s.png).toString('base64') })),
+      };
     },
 
     async get(projectId: string | undefined, id: string): Promise<Dataset> {

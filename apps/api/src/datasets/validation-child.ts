@@ -1,7 +1,7 @@
 // Validates one uploaded dataset file in a process of its own (started by validate-dataset.ts):
 // decoding every image may hold up to MAX_DATASET_BYTES, which must never count against the API.
-import { DatasetValidationRequest, type DatasetValidationResult } from '@moco/contracts';
-import { DatasetError, readDataset, sniffFile } from '@moco/data';
+import { DatasetValidationRequest, MAX_DATASET_SAMPLES, type DatasetValidationResult } from '@moco/contracts';
+import { classCounts, DatasetError, readDataset, sniffFile, thumbnails } from '@moco/data';
 import { childProcessLogger } from '@moco/service';
 
 // Its output, libraries' included, as the API's JSON log entries.
@@ -20,7 +20,10 @@ process.once('message', (message) => {
   );
 });
 
-/** Reads the whole dataset within the limits: decoding every image is the validation. */
+/**
+ * Reads the whole dataset within the limits: decoding every image is the validation. While the images
+ * are in memory, it also counts the classes and makes the thumbnails the dashboard shows.
+ */
 async function validate({ file, limits }: DatasetValidationRequest): Promise<DatasetValidationResult> {
   try {
     const { kind, gzip } = await sniffFile(file);
@@ -37,8 +40,10 @@ async function validate({ file, limits }: DatasetValidationRequest): Promise<Dat
         width: ds.width,
         channels: ds.channels,
         classNames: ds.classNames ?? null,
+        classCounts: classCounts(ds),
         labelled: ds.labels !== undefined,
       },
+      samples: (await thumbnails(ds, MAX_DATASET_SAMPLES)).map((t) => ({ label: t.label, png: t.png.toString('base64') })),
     };
   } catch (err) {
     if (err instanceof DatasetError) return { outcome: 'invalid', code: err.code, file: err.file, message: err.message };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { CHECKSUM_HEADER } from '@moco/contracts';
-import { loadFashionMnist } from '@moco/data';
+import { decodeImage, loadFashionMnist } from '@moco/data';
 import { createObjectStore } from '@moco/storage';
 import { zipSync } from 'fflate';
 import { pino } from 'pino';
@@ -55,6 +55,7 @@ describe('POST /v1/datasets (upload)', () => {
       width: 8,
       channels: 3,
       class_names: ['cats', 'dogs'],
+      class_counts: [2, 3],
       labelled: true,
       error: null,
     });
@@ -98,6 +99,32 @@ describe('POST /v1/datasets (upload)', () => {
     const single = await upload(t.current, key.key, gzipSync(fmnist.images));
     expect(single.status).toBe(201);
     expect(single.json).toMatchObject({ format: 'idx.gz', image_count: 300, channels: 1, labelled: false, name: 'dataset-images-idx3-ubyte.gz' });
+  });
+
+  it('keeps thumbnails of a few images, classes in turn, and the images per class', async () => {
+    const pair = await tarArchive([
+      { name: 'fmnist/t10k-images-idx3-ubyte', data: fmnist.images },
+      { name: 'fmnist/t10k-labels-idx1-ubyte', data: fmnist.labels },
+    ]);
+    // A project of its own: the listing test below counts this project's datasets.
+    const owner = await t.current.createKey('samples');
+    const ds = (await upload(t.current, owner.key, pair, { filename: 'fmnist-samples.tar' })).json;
+    const labels = [...fmnist.labels.subarray(8)];
+    const expected = Array.from({ length: 10 }, (_, c) => labels.filter((l) => l === c).length);
+    expect(ds.class_counts).toEqual(expected);
+    const samples = async (query: string) => t.current.app.inject({ url: `/v1/datasets/${ds.id}/samples${query}`, headers: bearer(owner) });
+    const ten = (await samples('?n=10')).json();
+    expect(ten.dataset_id).toBe(ds.id);
+    // Every class once, in order; each thumbnail is the image itself (28x28 stays whole).
+    expect(ten.data.map((s: { label: number }) => s.label)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const first = labels.indexOf(0);
+    const png = Buffer.from(ten.data[0].png, 'base64');
+    const image = await decodeImage(png, 'thumbnail.png', { channels: 1, maxPixels: 784 });
+    expect([image.width, image.height]).toEqual([28, 28]);
+    expect(Buffer.compare(Buffer.from(image.data), fmnist.images.subarray(16 + first * 784, 16 + (first + 1) * 784))).toBe(0);
+    expect((await samples('')).json().data).toHaveLength(32);
+    expect((await samples('?n=65')).json().error).toMatchObject({ code: 'invalid_parameter', param: 'n' });
+    expect((await t.current.app.inject({ url: `/v1/datasets/${ds.id}/samples`, headers: bearer(key) })).statusCode).toBe(404);
   });
 
   it('lists datasets newest first with cursor pagination', async () => {

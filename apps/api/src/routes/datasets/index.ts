@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { CHECKSUM_HEADER, Dataset, DatasetPage, DOWNLOAD_RESPONSE, ErrorBody, IdParams, ListDatasetsQuery, RegisterDatasetRequest, UploadDatasetQuery } from '@moco/contracts';
+import { CHECKSUM_HEADER, Dataset, DatasetPage, DatasetSamples, DatasetSamplesQuery, DOWNLOAD_RESPONSE, ErrorBody, IdParams, ListDatasetsQuery, RegisterDatasetRequest, UploadDatasetQuery } from '@moco/contracts';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { DatasetService } from '../../datasets/dataset-service.js';
@@ -90,6 +90,25 @@ const datasetRoutes: FastifyPluginAsyncZod<{ datasets: DatasetService }> = async
     '/:id',
     { schema: { tags: ['datasets'], operationId: 'getDataset', summary: 'Get a dataset', params: IdParams, response: { 200: Dataset, 404: ErrorBody } } },
     async (request) => datasets.get(readScope(request.principal), request.params.id),
+  );
+
+  app.get(
+    '/:id/samples',
+    {
+      schema: {
+        tags: ['datasets'],
+        operationId: 'getDatasetSamples',
+        summary: 'Thumbnails of a few of a dataset\'s images',
+        description:
+          'PNG thumbnails (base64) of `?n=` images picked when the dataset was validated: classes in turn, each spread over its images, ' +
+          'the same picks every time. Empty for a dataset validated before thumbnails were kept. Images per class are in the ' +
+          "dataset's `class_counts`.",
+        params: IdParams,
+        querystring: DatasetSamplesQuery,
+        response: { 200: DatasetSamples, 404: ErrorBody },
+      },
+    },
+    async (request) => datasets.samples(readScope(request.principal), request.params.id, request.query.n),
   );
 
   app.get(
