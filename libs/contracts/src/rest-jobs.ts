@@ -34,6 +34,19 @@ export const CreateJobRequest = z
   .meta({ id: 'CreateJobRequest' });
 export type CreateJobRequest = z.input<typeof CreateJobRequest>;
 
+/** What POST /v1/jobs would create from a request, without creating it: the form's "defaults shown". */
+export const JobPreview = z
+  .object({
+    project_id: z.string().describe('the project the job would go to (the key\'s own)'),
+    dataset_id: z.string(),
+    eval_dataset_id: z.string().nullable(),
+    hyperparameters: Hyperparameters.describe('resolved: the request\'s fields, the rest from the recipe for the dataset'),
+    total_steps: z.number().int(),
+    steps_per_epoch: z.number().int(),
+  })
+  .meta({ id: 'JobPreview' });
+export type JobPreview = z.infer<typeof JobPreview>;
+
 export const Job = z
   .object({
     id: z.string(),

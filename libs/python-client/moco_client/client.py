@@ -114,6 +114,10 @@ class Datasets:
     def list(self, page_size: Optional[int] = None) -> Iterator[JSON]:
         return _paginate(self._http, "/v1/datasets", {"limit": page_size})
 
+    def samples(self, dataset_id: str, n: Optional[int] = None) -> JSON:
+        """PNG thumbnails (base64) of ``n`` of its images, classes in turn: {dataset_id, data: [{label, class_name, png}]}."""
+        return self._http.json(f"/v1/datasets/{segment(dataset_id)}/samples", query={"n": n})
+
 
 class Jobs:
     def __init__(self, http: Http) -> None:
@@ -124,6 +128,11 @@ class Jobs:
         Idempotency-Key is sent unless given, so that retries never create two."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return self._http.json("/v1/jobs", method="POST", json_body=request, headers=headers, retry=True)
+
+    def preview(self, request: JSON) -> JSON:
+        """What ``create`` would make of ``request`` (the resolved hyperparameters, ``total_steps``,
+        the project), without creating it; a bad request raises the same ApiError."""
+        return self._http.json("/v1/jobs/preview", method="POST", json_body=request, retry=True)
 
     def get(self, job_id: str) -> JSON:
         return self._http.json(f"/v1/jobs/{segment(job_id)}")

@@ -10,10 +10,12 @@ import type {
   CreatedApiKey,
   CreateJobRequest,
   Dataset,
+  DatasetSamples,
   EmbeddingsRequest,
   EmbeddingsResponse,
   Job,
   JobEvent,
+  JobPreview,
   JobStatusValue,
   MetricsResponse,
   Model,
@@ -106,6 +108,9 @@ export class MocoClient {
       this.http.json<Dataset>('/v1/datasets', { method: 'POST', json: req, retry: false, timeoutMs: 0, signal: opts.signal }),
     get: (id: string, opts: Call = {}) => this.http.json<Dataset>(`/v1/datasets/${encodeURIComponent(id)}`, opts),
     list: (opts: Call & { pageSize?: number } = {}) => paginate<Dataset>(this.http, '/v1/datasets', { limit: opts.pageSize }, opts.signal),
+    /** PNG thumbnails (base64) of `n` of its images, classes in turn. */
+    samples: (id: string, opts: Call & { n?: number } = {}) =>
+      this.http.json<DatasetSamples>(`/v1/datasets/${encodeURIComponent(id)}/samples`, { query: { n: opts.n }, signal: opts.signal }),
     /** An uploaded dataset's file, as a stream with its size and checksum. */
     download: (id: string, opts: Call = {}) =>
       openDownload(this.http, `/v1/datasets/${encodeURIComponent(id)}/download`, { fallbackName: id, signal: opts.signal }),
@@ -124,6 +129,9 @@ export class MocoClient {
         retry: true,
         signal: opts.signal,
       }),
+    /** What create would make of `req` (the resolved hyperparameters, the steps), without creating it; a bad request is the same ApiError. */
+    preview: (req: CreateJobRequest, opts: Call = {}) =>
+      this.http.json<JobPreview>('/v1/jobs/preview', { method: 'POST', json: req, retry: true, signal: opts.signal }),
     get: (id: string, opts: Call = {}) => this.http.json<Job>(`/v1/jobs/${encodeURIComponent(id)}`, opts),
     list: (opts: Call & { status?: JobStatusValue[]; metadata?: Record<string, string>; pageSize?: number } = {}) =>
       paginate<Job>(

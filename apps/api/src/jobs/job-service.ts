@@ -7,6 +7,7 @@ import {
   type HyperparametersInput,
   type Job,
   type JobEvent,
+  type JobPreview,
   type MetricsResponse,
   type Page,
   type ResolvedHyperparameters,
@@ -151,6 +152,19 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
 
   return {
     findJob,
+
+    /** The job `create` would make of `body` (the same checks and recipe), without making it. */
+    async preview(principal: Principal, body: CreateJobBody): Promise<JobPreview> {
+      const p = await plan(principal.projectId, body);
+      return {
+        project_id: principal.projectId,
+        dataset_id: p.datasetId,
+        eval_dataset_id: p.evalDatasetId,
+        hyperparameters: p.hyperparameters,
+        total_steps: p.totalSteps,
+        steps_per_epoch: p.totalSteps / p.hyperparameters.epochs,
+      };
+    },
 
     /**
      * Creates the job (row + `created` event, one transaction) and enqueues it. With an

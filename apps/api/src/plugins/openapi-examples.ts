@@ -33,6 +33,7 @@ const dataset = {
   width: 16,
   channels: 3,
   class_names: ['cat', 'dog'],
+  class_counts: [32, 32],
   labelled: true,
   error: null,
   created_at: '2026-12-07T03:47:37.731Z',
@@ -173,7 +174,13 @@ export const EXAMPLES: Record<string, OperationExample> = {
   createDataset: { request: { source: 's3://moco-datasets/photos.tar.gz', name: 'photos' }, response: dataset },
   listDatasets: { response: page([dataset], DATASET) },
   getDataset: { response: dataset },
+  // An 8x8 thumbnail, cut short to one sample.
+  getDatasetSamples: { response: { dataset_id: DATASET, data: [{ label: 0, class_name: 'cat', png: 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAA00lEQVQImQHIADf/AAAlSm+Uud4DKE1yl7zhBitQdZq/5AkuUwB4ncLnDDFWe6DF6g80WX6jyO0SN1yBpssA8BU6X4SpzvMYPWKHrNH2G0Bliq/U+R5DAGiNstf8IUZrkLXa/yRJbpO43QInTHGWuwDgBSpPdJm+4wgtUnecweYLMFV6n8TpDjMAWH2ix+wRNluApcrvFDleg6jN8hc8YYarAND1Gj9kia7T+B1CZ4yx1vsgRWqPtNn+IwBIbZK33AEmS3CVut8EKU5zmL3iByxRdptWNF4hPKf9jAAAAABJRU5ErkJggg==' }] } },
   createJob: { request: createJob, response: queuedJob },
+  previewJob: {
+    request: { dataset_id: DATASET, hyperparameters: createJob.hyperparameters },
+    response: { project_id: PROJECT, dataset_id: DATASET, eval_dataset_id: null, hyperparameters: job.hyperparameters, total_steps: 4, steps_per_epoch: 2 },
+  },
   listJobs: { response: page([job], JOB) },
   getJob: { response: job },
   cancelJob: {

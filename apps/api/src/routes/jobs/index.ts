@@ -8,6 +8,7 @@ import {
   JobEventPage,
   JobEventsQuery,
   JobPage,
+  JobPreview,
   ListJobsQuery,
   MetricsQuery,
   MetricsResponse,
@@ -55,6 +56,23 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(replayed ? 200 : 201).send(job);
     },
+  );
+
+  app.post(
+    '/preview',
+    {
+      schema: {
+        tags: ['jobs'],
+        operationId: 'previewJob',
+        summary: 'Resolve a job request without creating it',
+        description:
+          'The same body and checks as createJob: answers the hyperparameters the job would train with (unset ones from the recipe ' +
+          'for the dataset), its steps and project, or the 400 that createJob would give. Nothing is stored or queued.',
+        body: CreateJobRequest,
+        response: { 200: JobPreview, 400: ErrorBody },
+      },
+    },
+    async (request) => jobs.preview(request.principal, request.body),
   );
 
   app.get(

@@ -173,6 +173,35 @@ describe('POST /v1/jobs', () => {
   });
 });
 
+describe('POST /v1/jobs/preview', () => {
+  const preview = (body: unknown) => t.current.app.inject({ method: 'POST', url: '/v1/jobs/preview', headers: bearer(key), payload: body as object });
+
+  it('answers what create would make of the body, and creates nothing', async () => {
+    const before = await t.current.db.job.count({ where: { projectId: key.project_id } });
+    const body = { dataset_id: datasetId, hyperparameters: { epochs: 3 } };
+    const res = await preview(body);
+    expect(res.statusCode).toBe(200);
+    const answer = res.json();
+    expect(await t.current.db.job.count({ where: { projectId: key.project_id } })).toBe(before);
+    const job = (await post(body)).json();
+    expect(answer).toEqual({
+      project_id: key.project_id,
+      dataset_id: datasetId,
+      eval_dataset_id: null,
+      hyperparameters: job.hyperparameters,
+      total_steps: job.progress.total_steps,
+      steps_per_epoch: job.progress.total_steps / 3,
+    });
+  });
+
+  it('refuses what create refuses, naming the field', async () => {
+    const res = await preview({ dataset_id: datasetId, hyperparameters: { batch_size: 2048, K: 4096 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ param: 'hyperparameters.batch_size', message: expect.stringMatching(/1000 images/) });
+    expect((await preview({ dataset_id: 'ds_nope' })).json().error.param).toBe('dataset_id');
+  });
+});
+
 describe('GET /v1/jobs', () => {
   let lister: CreatedKey;
   let ids: string[];
