@@ -1,30 +1,19 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { idxArchive, loadFashionMnist } from '@moco/data';
 import { MocoClient } from '@moco/sdk';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedKey } from '../../apps/api/src/keys/key-service.js';
 import { startTestApp, type TestApp } from '../../apps/api/src/testing/test-app.js';
+import { chartReaches as waitForChart, openDashboardBrowser, type DashboardBrowser } from '../support/dashboard-browser.js';
 import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
 
 // The admin dashboard end to end: the API (real Postgres, Redis, S3 protocol), a real worker process
 // training a tiny MoCo, and the pages in headless Chromium at a laptop's 1366x768. Screenshots go
 // to .artifacts/dashboard/. The tests run in order, following one job from submission to promotion.
-
-const ARTIFACTS = path.join(import.meta.dirname, '../../.artifacts/dashboard');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let t: TestApp;
 let admin: CreatedKey;
@@ -32,22 +21,14 @@ let member: CreatedKey;
 let client: MocoClient;
 let worker: WorkerProcess;
 let cacheDir: string;
-let browser: Browser;
+let dashboard: DashboardBrowser;
 let page: Page;
 let jobId: string;
-/** Uncaught errors and console errors of the page. */
-const pageErrors: string[] = [];
+let pageErrors: string[];
 
-const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage });
-const points = (chart: string) => page.locator(`[data-chart="${chart}"]`).getAttribute('data-points').then(Number);
-/** Waits until the chart holds at least `n` points, showing the worker's log when it never does. */
-async function chartReaches(chart: string, n: number, timeout = 60_000): Promise<void> {
-  try {
-    await expect.poll(() => points(chart), { timeout, interval: 100 }).toBeGreaterThanOrEqual(n);
-  } catch (err) {
-    throw new Error(`the ${chart} chart stayed below ${n} points; worker log:\n${worker.logs.slice(-20).join('\n')}`, { cause: err });
-  }
-}
+const shot = (name: string, fullPage = false) => dashboard.shot(name, fullPage);
+const points = (chart: string) => dashboard.points(chart);
+const chartReaches = (chart: string, n: number, timeout?: number) => waitForChart(dashboard, chart, n, () => worker.logs, timeout);
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -55,20 +36,15 @@ beforeAll(async () => {
     t.createKey('operators', { admin: true }),
     t.createKey('vision'),
     mkdtemp(path.join(tmpdir(), 'dashboard-worker-')),
-    mkdir(ARTIFACTS, { recursive: true }),
   ]);
   worker = startWorkerProcess({ ...workerEnvFrom(t.config), WORKER_CACHE_DIR: cacheDir });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(message.text());
-  });
+  dashboard = await openDashboardBrowser();
+  ({ page, pageErrors } = dashboard);
   client = new MocoClient({ baseUrl: t.url, apiKey: member.key });
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await dashboard?.close();
   await worker?.stop('SIGKILL');
   await t?.close();
   if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
@@ -127,8 +103,15 @@ describe('admin dashboard', () => {
     await expect.poll(() => page.locator('#stream-state').textContent()).toBe('● live');
     const ids = await page.locator('#event-log li').evaluateAll((items) => items.map((li) => li.getAttribute('data-id')));
     expect(new Set(ids).size).toBe(ids.length);
-    // kNN accuracy comes at each epoch's end (16 steps of 32 images).
+    // kNN accuracy and the speed come at each epoch's end (16 steps of 32 images).
     await chartReaches('knn_accuracy', 1);
+    await chartReaches('images_per_s', 1);
+    expect(await points('pretext_accuracy')).toBeGreaterThanOrEqual(before + 3);
+    expect(await points('feature_std')).toBeGreaterThanOrEqual(before + 3);
+    // The healthy spread of dim-16 features is drawn as a reference line, and every epoch's end is marked.
+    const featureStd = page.locator('[data-chart="feature_std"]');
+    expect(await featureStd.getAttribute('data-references')).toBe(`healthy 1/√dim = ${1 / Math.sqrt(16)}`);
+    expect(await featureStd.getAttribute('data-epoch-marks')).toBe('39');
     expect(await page.evaluate('window.notReloaded')).toBe(true);
     expect(await page.locator('#job-status [data-status]').getAttribute('data-status')).toBe('running');
     expect(await page.locator('#event-log li[data-type="started"]').count()).toBe(1);

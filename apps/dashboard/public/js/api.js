@@ -12,13 +12,24 @@ export const getKey = () => sessionStorage.getItem(KEY_STORAGE);
 export const setKey = (key) => sessionStorage.setItem(KEY_STORAGE, key);
 export const forgetKey = () => sessionStorage.removeItem(KEY_STORAGE);
 
-/** An error answer of the API: `code` is its error.code (unauthorized, forbidden, not_found, ...). */
+/**
+ * An error answer of the API: `code` is its error.code (unauthorized, forbidden, not_found, ...),
+ * `details` its error.details ([{param, message}] for invalid parameters), when it has them.
+ */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
+}
+
+/** The ApiError of error body `body` answered with HTTP `status`; one problem comes as error.param, several as details. */
+function errorOf(status, body) {
+  const e = body?.error;
+  const details = e?.details ?? (e?.param ? [{ param: e.param, message: e.message }] : []);
+  return new ApiError(status, e?.code ?? 'http_error', e?.message ?? `HTTP ${status}`, details);
 }
 
 let onAuthFailure = () => {};
@@ -43,13 +54,16 @@ export async function request(path, { method = 'GET', query, json, headers = {},
   });
   if (res.ok) return res;
   const body = await res.json().catch(() => null);
-  const error = new ApiError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `HTTP ${res.status}`);
+  const error = errorOf(res.status, body);
   // The stored key was refused (revoked meanwhile); a key being tried at sign-in is the form's business.
   if ((res.status === 401 || res.status === 403) && key === getKey()) onAuthFailure(error);
   throw error;
 }
 
 export const api = async (path, options) => (await request(path, options)).json();
+
+/** A random Idempotency-Key (crypto.randomUUID needs a secure context; the page may be served over plain HTTP). */
+export const idempotencyKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
 /**
  * Saves an API file (a checkpoint export, a dataset) under the name the API gives it. A plain link
@@ -154,4 +168,34 @@ export async function followJob(jobId, { lastEventId, metricsAfterStep, onEvent,
     await sleep(RECONNECT_MS, signal);
   }
   if (ended) onState('ended');
+}
+
+/**
+ * Uploads `file` as a new dataset (POST /v1/datasets, the raw file as the body). XMLHttpRequest, not
+ * fetch: the browser streams the file from disk and reports the bytes sent, which fetch cannot.
+ * onProgress(sent, total) while the body goes out; onSent() once it is all out and the API validates it.
+ */
+export function uploadDataset(file, { name, onProgress, onSent, signal }) {
+  const url = new URL('/v1/datasets', location.origin);
+  // The stored object's name: the file's, reduced to the characters the API accepts.
+  const filename = file.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '').slice(0, 200);
+  if (filename) url.searchParams.set('filename', filename);
+  if (name) url.searchParams.set('name', name);
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url);
+    xhr.setRequestHeader('authorization', `Bearer ${getKey()}`);
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.responseType = 'json';
+    xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.upload.addEventListener('load', () => onSent());
+    xhr.addEventListener('load', () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
+      reject(errorOf(xhr.status, xhr.response));
+    });
+    xhr.addEventListener('error', () => reject(new Error('the upload was cut off (network error)')));
+    xhr.addEventListener('abort', () => reject(new Error('upload cancelled')));
+    signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(file);
+  });
 }

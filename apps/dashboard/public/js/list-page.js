@@ -16,9 +16,10 @@ export function setQuery(page, values) {
 
 /**
  * The render function of a page listing every project's `load(projectId, signal)` items: a title,
- * `note(items)`, a project filter (#/<page>?project_id=) and a table of `row(item, projectNames)`.
+ * `note(items)`, a project filter (#/<page>?project_id=), `above(signal)` if given (a form) and a
+ * table of `row(item, projectNames)`.
  */
-export function projectListPage({ page, title, note, load, headers, row, tableProps }) {
+export function projectListPage({ page, title, note, load, headers, row, tableProps, above }) {
   return async (view, { query, signal }) => {
     const projectId = query.get('project_id') ?? '';
     const [projects, items] = await Promise.all([projectNames(signal), load(projectId, signal)]);
@@ -28,6 +29,7 @@ export function projectListPage({ page, title, note, load, headers, row, tablePr
       view,
       h('div', { class: 'page-head' }, h('h1', {}, title), h('span', { class: 'small muted' }, note(items))),
       h('div', { class: 'filters' }, filter),
+      above?.(signal),
       h('div', { class: 'table-wrap' }, table(headers, items.map((item) => row(item, projects)), tableProps)),
     );
   };

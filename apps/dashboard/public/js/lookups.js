@@ -1,5 +1,5 @@
-// Names for ids shown in tables (projects, datasets).
-import { api } from './api.js';
+// Names for ids shown in tables (projects, datasets), and the project of the key in use.
+import { api, getKey, listAll } from './api.js';
 
 export async function projectNames(signal) {
   const { data } = await api('/v1/admin/projects', { signal });
@@ -19,4 +19,15 @@ export async function datasetNamesOf(ids, signal) {
     }),
   );
   return datasetNames;
+}
+
+/**
+ * The project of the admin key in use, where new jobs and datasets go: the live key whose prefix
+ * starts the secret (lists show prefixes only). Null when that does not single out one project.
+ */
+export async function ownProject(signal) {
+  const secret = getKey();
+  const keys = await listAll('/v1/admin/keys', { signal });
+  const projects = new Set(keys.filter((k) => !k.revoked_at && secret?.startsWith(k.prefix)).map((k) => k.project_id));
+  return projects.size === 1 ? [...projects][0] : null;
 }

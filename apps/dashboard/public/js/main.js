@@ -1,13 +1,16 @@
-// Entry point: asks for the admin key, then routes #/jobs, #/jobs/<id>, #/datasets, #/models and
-// #/queue to their page modules. Each page gets an AbortSignal that fires when the user leaves it,
+// Entry point: asks for the admin key, then routes #/jobs, #/jobs/<id>, #/compare, #/submit,
+// #/datasets, #/datasets/<id>, #/models and #/queue to their page modules. Each page gets an AbortSignal that fires when the user leaves it,
 // which stops its timers, requests and live streams.
 import { api, ApiError, forgetKey, getKey, poll, setAuthFailureHandler, setKey } from './api.js';
 import { errorBox, h, replace } from './dom.js';
+import * as comparePage from './pages/compare.js';
+import * as datasetPage from './pages/dataset.js';
 import * as datasetsPage from './pages/datasets.js';
 import * as jobPage from './pages/job.js';
 import * as jobsPage from './pages/jobs.js';
 import * as modelsPage from './pages/models.js';
 import * as queuePage from './pages/queue.js';
+import * as submitPage from './pages/submit.js';
 
 const SUMMARY_REFRESH_MS = 10_000;
 const view = document.getElementById('view');
@@ -16,6 +19,9 @@ const summary = document.getElementById('queue-summary');
 const ROUTES = [
   { pattern: /^\/jobs\/([^/]+)$/, nav: 'jobs', page: jobPage },
   { pattern: /^\/jobs$/, nav: 'jobs', page: jobsPage },
+  { pattern: /^\/compare$/, nav: 'jobs', page: comparePage },
+  { pattern: /^\/submit$/, nav: 'jobs', page: submitPage },
+  { pattern: /^\/datasets\/([^/]+)$/, nav: 'datasets', page: datasetPage },
   { pattern: /^\/datasets$/, nav: 'datasets', page: datasetsPage },
   { pattern: /^\/models$/, nav: 'models', page: modelsPage },
   { pattern: /^\/queue$/, nav: 'queue', page: queuePage },

@@ -3,28 +3,72 @@
 // cancel button stops the job.
 import { api, followJob, isTerminal, listAll } from '../api.js';
 import { metricChart } from '../chart.js';
+import { loadMetrics } from '../metrics.js';
 import { errorBox, h, replace, statusBadge, table } from '../dom.js';
 import { age, bytes, dateTime, number, percent, rate, time } from '../format.js';
 import { downloadButton } from '../downloads.js';
 import { datasetNamesOf, projectNames } from '../lookups.js';
 
-const CHARTED = ['loss', 'lr', 'knn_accuracy'];
+// Baselines (once per job, at step 0) are reference lines of the evaluation chart, not series.
+const BASELINES = [
+  ['baseline_raw_knn_accuracy', 'raw pixels kNN', '#6b7280'],
+  ['baseline_raw_probe_accuracy', 'raw pixels probe', '#9ca3af'],
+  ['baseline_random_knn_accuracy', 'random init kNN', '#b45309'],
+  ['baseline_random_probe_accuracy', 'random init probe', '#d97706'],
+];
+const SERIES = ['loss', 'lr', 'pretext_accuracy', 'feature_std', 'images_per_s', 'knn_accuracy', 'probe_accuracy'];
+const CHARTED = [...SERIES, ...BASELINES.map(([name]) => name)];
+/** Epoch markers beyond this many would hide the curve: then every n-th epoch is marked. */
+const MAX_EPOCH_MARKS = 40;
 // Events after which the job row or its checkpoints have changed: re-read them.
 const REFRESHING_EVENTS = new Set(['started', 'dataset_loaded', 'checkpoint_saved', 'epoch_completed', 'requeued', 'retrying']);
 const REFRESH_DELAY_MS = 300;
 
 const jobPath = (id, tail = '') => `/v1/jobs/${encodeURIComponent(id)}${tail}`;
 
-/** Every point of the charted metrics, following next_from_step for long jobs. */
-async function loadMetrics(id, signal) {
-  const series = new Map(CHARTED.map((name) => [name, []]));
-  let fromStep;
-  do {
-    const res = await api(jobPath(id, '/metrics'), { query: { name: CHARTED.join(','), from_step: fromStep }, signal });
-    for (const s of res.data) series.get(s.name).push(...s.points);
-    fromStep = res.has_more ? res.next_from_step : undefined;
-  } while (fromStep !== undefined);
-  return series;
+/** Every epoch's end as a step, thinned to at most MAX_EPOCH_MARKS. */
+function epochMarks(job) {
+  const { total_steps: total, epochs } = job.progress;
+  const stepsPerEpoch = total / epochs;
+  const every = Math.ceil(epochs / MAX_EPOCH_MARKS);
+  const marks = [];
+  for (let e = every; e < epochs; e += every) marks.push({ x: e * stepsPerEpoch, label: `e${e}` });
+  return () => marks;
+}
+
+/**
+ * The job's charts, each with the metric keys it draws. The evaluation chart carries the probe
+ * beside kNN and the baselines as reference lines once the job has them (older jobs do not).
+ */
+function jobCharts(job, xMax, baselines) {
+  const marks = epochMarks(job);
+  const common = { xMax, epochMarks: marks };
+  const healthyStd = 1 / Math.sqrt(job.hyperparameters.dim);
+  const chart = (keys, options) => ({ keys, chart: metricChart({ ...common, ...options }) });
+  return {
+    loss: chart(['loss'], { name: 'loss', title: 'Loss', unit: 'InfoNCE loss', color: '#2563eb' }),
+    lr: chart(['lr'], { name: 'lr', title: 'Learning rate', unit: 'lr', color: '#9333ea' }),
+    pretext_accuracy: chart(['pretext_accuracy'], { name: 'pretext_accuracy', title: 'Pretext accuracy (positive ranked first)', color: '#0891b2', percent: true }),
+    feature_std: chart(['feature_std'], {
+      name: 'feature_std',
+      title: 'Feature spread (std of normalised features; near 0 is collapse)',
+      unit: 'std',
+      color: '#db2777',
+      references: () => [{ label: `healthy 1/√dim = ${number(healthyStd, 3)}`, value: healthyStd, color: '#059669' }],
+    }),
+    images_per_s: chart(['images_per_s'], { name: 'images_per_s', title: 'Training speed', unit: 'images/s', color: '#ca8a04' }),
+    knn_accuracy: chart(['knn_accuracy', 'probe_accuracy'], {
+      name: 'knn_accuracy',
+      title: 'Evaluation accuracy',
+      percent: true,
+      series: [
+        { key: 'knn_accuracy', label: 'kNN', color: '#059669' },
+        { key: 'probe_accuracy', label: 'linear probe', color: '#2563eb' },
+      ],
+      references: () =>
+        BASELINES.filter(([name]) => baselines.has(name)).map(([name, label, color]) => ({ label: `${label} ${percent(baselines.get(name))}`, value: baselines.get(name), color })),
+    }),
+  };
 }
 
 function summaryItems(job, names) {
@@ -39,6 +83,9 @@ function summaryItems(job, names) {
     ['Epoch', `${p.epoch} / ${p.epochs}`],
     ['Loss', number(m.loss)],
     ['kNN accuracy', percent(m.knn_accuracy)],
+    ['Probe accuracy', percent(m.probe_accuracy)],
+    ['Raw pixels kNN', percent(m.baseline_raw_knn_accuracy)],
+    ['Best checkpoint', job.best_checkpoint_id ? h('span', { class: 'mono', id: 'best-checkpoint' }, job.best_checkpoint_id) : '—'],
     ['Images/s', rate(m.images_per_s)],
     ['Worker', job.worker_id ?? '—'],
     ['Attempts', String(job.attempts)],
@@ -72,14 +119,18 @@ function promoteForm(checkpoint, onPromote) {
   return form;
 }
 
-function checkpointRows(checkpoints, aliasesOf, onPromote) {
+/** Why the job failed, as the API recorded it: the first thing to read on a failed job's page. */
+const failureBox = (error) =>
+  h('div', { class: 'failure', role: 'alert' }, h('strong', {}, 'Failed: '), h('span', { class: 'mono' }, error.code), h('p', {}, error.message));
+
+function checkpointRows(checkpoints, aliasesOf, onPromote, bestId) {
   return [...checkpoints].reverse().map((c) =>
     h(
       'tr',
       { dataset: { checkpointId: c.id, step: String(c.step) } },
       h('td', { class: 'num' }, String(c.step)),
       h('td', { class: 'num' }, String(c.epoch)),
-      h('td', {}, c.final ? 'final' : ''),
+      h('td', {}, c.final ? 'final' : '', c.id === bestId && h('span', { class: 'chip best' }, 'best')),
       h('td', { class: 'num' }, number(c.metrics.loss)),
       h('td', { class: 'num' }, percent(c.metrics.knn_accuracy)),
       h('td', { class: 'num' }, bytes(c.bytes)),
@@ -101,7 +152,7 @@ export async function render(view, { params: [id], signal }) {
   const [initialJob, events, metrics, projects] = await Promise.all([
     api(jobPath(id), { signal }),
     listAll(jobPath(id, '/events'), { signal, pageSize: 1000, max: 10_000 }),
-    loadMetrics(id, signal),
+    loadMetrics(id, CHARTED, signal),
     projectNames(signal),
   ]);
   let job = initialJob;
@@ -113,18 +164,23 @@ export async function render(view, { params: [id], signal }) {
     evalDataset: job.eval_dataset_id && datasets.get(job.eval_dataset_id),
   };
 
-  const charts = {
-    loss: metricChart({ name: 'loss', title: 'Loss', color: '#2563eb', xMax }),
-    lr: metricChart({ name: 'lr', title: 'Learning rate', color: '#9333ea', xMax }),
-    knn_accuracy: metricChart({ name: 'knn_accuracy', title: 'kNN accuracy', color: '#059669', percent: true, xMax }),
+  const baselines = new Map();
+  const charts = jobCharts(job, xMax, baselines);
+  // The stream sends every metric: those no chart draws (epoch_loss) are only in the summary.
+  const addPoints = (name, points) => {
+    if (points.length === 0) return;
+    if (name.startsWith('baseline_')) baselines.set(name, points.at(-1)[1]);
+    else chartOf[name]?.chart.add(points, name);
   };
-  for (const [name, points] of metrics) charts[name].add(points);
+  const chartOf = Object.fromEntries(Object.values(charts).flatMap((chart) => chart.keys.map((key) => [key, chart])));
+  for (const [name, points] of metrics) addPoints(name, points);
 
   const badgeSlot = h('span', { id: 'job-status' });
   const streamState = h('span', { class: 'stream-state small muted', id: 'stream-state' });
   const message = h('p', { class: 'message', role: 'status' });
   const cancel = h('button', { type: 'button', class: 'danger', id: 'cancel-job' }, 'Cancel job');
   const summary = h('div', {});
+  const failure = h('div', { id: 'job-error' });
   const checkpointSlot = h('div', { class: 'scroll' });
   const log = h('ol', { class: 'event-log', id: 'event-log', reversed: true });
   log.append(...events.map(eventItem).reverse());
@@ -133,6 +189,7 @@ export async function render(view, { params: [id], signal }) {
     replace(badgeSlot, statusBadge(job.status));
     cancel.disabled = isTerminal(job.status) || job.status === 'cancelling';
     replace(summary, definitionList(summaryItems(job, names), { class: 'summary' }));
+    replace(failure, job.status === 'failed' && job.error && failureBox(job.error));
   }
 
   async function refreshCheckpoints() {
@@ -143,7 +200,7 @@ export async function render(view, { params: [id], signal }) {
     const aliasesOf = new Map(models.data.map((m) => [m.id, m.aliases]));
     replace(
       checkpointSlot,
-      table(['Step', 'Epoch', '', 'Loss', 'kNN acc.', 'Size', 'Saved', 'Aliases', 'Promote', 'Download'], checkpointRows(checkpoints, aliasesOf, promote), {
+      table(['Step', 'Epoch', '', 'Loss', 'kNN acc.', 'Size', 'Saved', 'Aliases', 'Promote', 'Download'], checkpointRows(checkpoints, aliasesOf, promote, job.best_checkpoint_id), {
         id: 'checkpoints-table',
         empty: 'No checkpoints yet.',
       }),
@@ -203,8 +260,9 @@ export async function render(view, { params: [id], signal }) {
       cancel,
     ),
     message,
+    failure,
     summary,
-    h('section', { class: 'charts' }, Object.values(charts).map((c) => c.element)),
+    h('section', { class: 'charts' }, Object.values(charts).map((c) => c.chart.element)),
     h(
       'div',
       { class: 'columns' },
@@ -223,7 +281,7 @@ export async function render(view, { params: [id], signal }) {
   followJob(id, {
     lastEventId: events.at(-1)?.id ?? 0,
     // One step back: epoch-end metrics (kNN) land on a step whose loss may already be charted.
-    metricsAfterStep: Math.max(0, charts.loss.lastStep - 1),
+    metricsAfterStep: Math.max(0, charts.loss.chart.lastStep - 1),
     signal,
     onState(state) {
       streamState.textContent = { live: '● live', reconnecting: 'reconnecting…', ended: 'finished' }[state];
@@ -238,7 +296,8 @@ export async function render(view, { params: [id], signal }) {
       }
       job.progress.fraction = job.progress.total_steps ? job.progress.step / job.progress.total_steps : 0;
       // Every chart redraws, with points or without, to span the new step.
-      for (const [name, chart] of Object.entries(charts)) chart.add(series.find((s) => s.name === name)?.points ?? []);
+      for (const s of series) addPoints(s.name, s.points);
+      for (const { chart } of Object.values(charts)) chart.add([]);
       showJob();
     },
     onEvent(event) {

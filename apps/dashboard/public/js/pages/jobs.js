@@ -4,6 +4,7 @@ import { h, replace, statusBadge, table } from '../dom.js';
 import { age, number, percent, rate } from '../format.js';
 import { projectOptions, setQuery } from '../list-page.js';
 import { datasetNamesOf, projectNames } from '../lookups.js';
+import { MAX_COMPARED } from './compare.js';
 
 const REFRESH_MS = 5000;
 const PAGE = 50;
@@ -33,13 +34,21 @@ async function fetchJobs(filters, wanted, signal) {
   return { jobs, hasMore: after !== undefined };
 }
 
-function jobRow(job, projects, datasets) {
+/** A row's tick box for the comparison; `selection` keeps the ticks across refreshes. */
+function pickBox(job, selection) {
+  const box = h('input', { type: 'checkbox', name: 'compare', value: job.id, 'aria-label': `compare ${job.id}`, checked: selection.has(job.id) });
+  box.addEventListener('change', () => selection.toggle(job.id, box.checked));
+  return h('td', { class: 'pick' }, box);
+}
+
+function jobRow(job, projects, datasets, selection) {
   const m = job.latest_metrics;
   const p = job.progress;
   const metadata = Object.entries(job.metadata).map(([k, v]) => `${k}=${v}`).join(' ');
   return h(
     'tr',
     { dataset: { jobId: job.id, status: job.status } },
+    pickBox(job, selection),
     h('td', {}, h('a', { href: `#/jobs/${job.id}`, class: 'mono' }, job.id), metadata && h('div', { class: 'small muted' }, metadata)),
     h('td', {}, projects.get(job.project_id) ?? job.project_id),
     h('td', {}, statusBadge(job.status)),
@@ -77,10 +86,30 @@ export async function render(view, { query, signal }) {
   form.addEventListener('submit', apply);
   form.addEventListener('change', apply);
 
+  const compare = h('button', { type: 'button', id: 'compare-selected', class: 'primary', disabled: true }, 'Compare');
+  const compareNote = h('span', { class: 'small muted' });
+  const picked = new Set();
+  const selection = {
+    has: (id) => picked.has(id),
+    toggle(id, on) {
+      if (on) picked.add(id);
+      else picked.delete(id);
+      compare.disabled = picked.size < 2 || picked.size > MAX_COMPARED;
+      compare.textContent = `Compare ${picked.size || ''}`.trim();
+      compareNote.textContent = picked.size > MAX_COMPARED ? `at most ${MAX_COMPARED} runs at once` : picked.size === 1 ? 'tick one more' : '';
+    },
+  };
+  compare.addEventListener('click', () => (location.hash = `#/compare?ids=${[...picked].join(',')}`));
   const tableSlot = h('div', { class: 'table-wrap' });
   const more = h('button', { type: 'button', hidden: true }, 'Show more');
   const updated = h('span', { class: 'small muted' });
-  replace(view, h('div', { class: 'page-head' }, h('h1', {}, 'Jobs'), updated), form, tableSlot, more);
+  replace(
+    view,
+    h('div', { class: 'page-head' }, h('h1', {}, 'Jobs'), updated, h('span', { class: 'spacer' }), h('a', { href: '#/submit', class: 'button', id: 'new-job' }, 'New job')),
+    h('div', { class: 'filters' }, form, h('span', { class: 'spacer' }), compareNote, compare),
+    tableSlot,
+    more,
+  );
 
   async function refresh() {
     const { jobs, hasMore } = await fetchJobs(filters, wanted, signal);
@@ -88,8 +117,8 @@ export async function render(view, { query, signal }) {
     replace(
       tableSlot,
       table(
-        ['Job', 'Project', 'Status', 'Dataset', 'Progress', 'Images/s', 'kNN acc.', 'Loss', 'Age'],
-        jobs.map((job) => jobRow(job, projects, datasets)),
+        ['', 'Job', 'Project', 'Status', 'Dataset', 'Progress', 'Images/s', 'kNN acc.', 'Loss', 'Age'],
+        jobs.map((job) => jobRow(job, projects, datasets, selection)),
         { id: 'jobs-table', empty: 'No jobs match.' },
       ),
     );
