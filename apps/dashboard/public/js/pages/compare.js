@@ -84,7 +84,8 @@ export async function render(view, { query, signal }) {
     }
   }
 
-  const heads = ['', ...jobs.map((j, i) => h('a', { href: `#/jobs/${j.id}`, class: 'run', title: j.id }, swatch(PALETTE[i]), runLabel(j)))];
+  // A function: each table needs header cells of its own (a node lives in one place).
+  const heads = () => ['', ...jobs.map((j, i) => h('a', { href: `#/jobs/${j.id}`, class: 'run', title: j.id }, swatch(PALETTE[i]), runLabel(j)))];
   const { differing, same } = settingRows(jobs, datasets);
   const rowOf = ({ field, values, differs }) => h('tr', { dataset: { field, ...(differs && { differs: '' }) } }, h('th', {}, field), values.map((v) => h('td', {}, v)));
   replace(
@@ -98,10 +99,10 @@ export async function render(view, { query, signal }) {
         'section',
         { class: 'card' },
         h('h2', {}, 'Settings that differ'),
-        h('div', { class: 'scroll' }, table(heads, differing.map(rowOf), { id: 'compare-settings', class: 'compare', empty: 'Every setting is the same.' })),
+        h('div', { class: 'scroll' }, table(heads(), differing.map(rowOf), { id: 'compare-settings', class: 'compare', empty: 'Every setting is the same.' })),
         h('details', {}, h('summary', {}, `${same.length} settings shared by all`), table(['', 'value'], same.map((r) => [r.field, r.values[0]]), { class: 'compare' })),
       ),
-      h('section', { class: 'card' }, h('h2', {}, 'Results'), h('div', { class: 'scroll' }, table(heads, resultRows(jobs, metrics).map(([label, cells]) => h('tr', {}, h('th', {}, label), cells.map((c) => h('td', {}, c)))), { id: 'compare-results', class: 'compare' }))),
+      h('section', { class: 'card' }, h('h2', {}, 'Results'), h('div', { class: 'scroll' }, table(heads(), resultRows(jobs, metrics).map(([label, cells]) => h('tr', {}, h('th', {}, label), cells.map((c) => h('td', {}, c)))), { id: 'compare-results', class: 'compare' }))),
     ),
   );
 }
