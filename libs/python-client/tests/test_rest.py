@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from typing import Any, Dict, List, Tuple
@@ -35,6 +36,23 @@ def test_upload_reports_progress_and_the_dataset_is_listed(client: MocoClient, t
     assert [sent for sent, _ in progress] == sorted(sent for sent, _ in progress)
     assert client.datasets.get(ds["id"])["id"] == ds["id"]
     assert ds["id"] in [d["id"] for d in client.datasets.list(page_size=1)]
+
+
+def test_preview_resolves_a_job_and_samples_show_the_dataset(client: MocoClient, dataset: Dict[str, Any]) -> None:
+    # Nothing is created: the preview resolves the request as create would, the recipe filling the rest.
+    preview = client.jobs.preview({"dataset_id": dataset["id"], "hyperparameters": TINY})
+    assert {k: preview["hyperparameters"][k] for k in TINY} == TINY and len(preview["hyperparameters"]) > len(TINY)
+    steps_per_epoch = dataset["image_count"] // TINY["batch_size"]
+    assert preview["steps_per_epoch"] == steps_per_epoch and preview["total_steps"] == TINY["epochs"] * steps_per_epoch
+    with pytest.raises(InvalidRequestError) as invalid:
+        client.jobs.preview({"dataset_id": dataset["id"], "hyperparameters": {"K": 10, "batch_size": 64}})
+    assert invalid.value.param.startswith("hyperparameters.")
+    samples = client.datasets.samples(dataset["id"], n=3)
+    assert samples["dataset_id"] == dataset["id"] and len(samples["data"]) == 3
+    assert all(base64.b64decode(s["png"])[:8] == b"\x89PNG\r\n\x1a\n" for s in samples["data"])
+    names = dataset["class_names"]
+    assert [s["class_name"] for s in samples["data"]] == [names[s["label"]] for s in samples["data"]]
+    assert sum(dataset["class_counts"]) == dataset["image_count"]
 
 
 def test_errors_are_typed_with_the_api_code(client: MocoClient, dataset: Dict[str, Any]) -> None:

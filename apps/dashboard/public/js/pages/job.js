@@ -21,7 +21,8 @@ const CHARTED = [...SERIES, ...BASELINES.map(([name]) => name)];
 /** Epoch markers beyond this many would hide the curve: then every n-th epoch is marked. */
 const MAX_EPOCH_MARKS = 40;
 // Events after which the job row or its checkpoints have changed: re-read them.
-const REFRESHING_EVENTS = new Set(['started', 'dataset_loaded', 'checkpoint_saved', 'epoch_completed', 'requeued', 'retrying']);
+// (evaluated: an evaluation may name a new best checkpoint; the event comes with the evaluation loop.)
+const REFRESHING_EVENTS = new Set(['started', 'dataset_loaded', 'checkpoint_saved', 'epoch_completed', 'evaluated', 'requeued', 'retrying']);
 const REFRESH_DELAY_MS = 300;
 
 const jobPath = (id, tail = '') => `/v1/jobs/${encodeURIComponent(id)}${tail}`;

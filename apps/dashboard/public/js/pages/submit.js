@@ -54,6 +54,7 @@ export async function render(view, { query, signal }) {
   const fields = h('div', { class: 'hp-grid', id: 'hyperparameters' });
   const plan = h('p', { class: 'plan', id: 'job-plan', role: 'status' });
   const problems = h('div', {});
+  const cautions = h('div', { id: 'job-warnings' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'create-job' }, 'Create job');
   /** name -> {input, recipe, note} of each hyperparameter, built from the first preview. */
   const inputs = new Map();
@@ -97,8 +98,20 @@ export async function render(view, { query, signal }) {
     }
   }
 
+  /** Settings the server takes but knows to be bad (a queue as large as the dataset, ...), under their fields. */
+  function showWarnings(warnings) {
+    for (const w of warnings) {
+      const field = inputs.get(w.field.replace(/^hyperparameters\./, ''));
+      if (field) {
+        field.note.classList.add('warn');
+        field.note.textContent = w.message;
+      }
+    }
+    replace(cautions, warnings.length > 0 && h('ul', { class: 'warnings' }, warnings.map((w) => h('li', {}, h('span', { class: 'mono' }, w.field), ': ', w.message))));
+  }
+
   function showProblems(err) {
-    for (const { note, input } of inputs.values()) input.classList.remove('invalid'), note.classList.remove('error');
+    for (const { note, input } of inputs.values()) input.classList.remove('invalid'), note.classList.remove('error', 'warn');
     const details = err?.details ?? [];
     for (const d of details) {
       const field = inputs.get(d.param?.replace(/^hyperparameters\./, ''));
@@ -120,11 +133,14 @@ export async function render(view, { query, signal }) {
       if (ticket !== latest) return;
       showFields(answer.hyperparameters);
       showProblems(null);
+      // Warnings come with the dataset-size recipes; an API without them answers none.
+      showWarnings(answer.warnings ?? []);
       const hp = answer.hyperparameters;
       plan.textContent = `${hp.epochs} epochs × ${answer.steps_per_epoch} steps = ${answer.total_steps} steps of ${hp.batch_size} images; ${hp.encoder} (${hp.stem} stem, width ${hp.width}), K ${hp.K}.`;
     } catch (err) {
       if (signal.aborted || ticket !== latest) return;
       plan.textContent = '';
+      showWarnings([]);
       showProblems(err);
     }
   }
@@ -150,6 +166,7 @@ export async function render(view, { query, signal }) {
     h('h2', {}, 'Hyperparameters ', h('span', { class: 'small muted' }, '(empty: the value shown, from the recipe for this dataset)')),
     fields,
     plan,
+    cautions,
     problems,
     h('div', { class: 'form-actions' }, submit),
   );
