@@ -66,11 +66,11 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     const form = page.locator('#upload-dataset');
     await form.waitFor();
     // Every state the status line goes through, recorded as it changes.
-    await page.evaluate(() => {
-      const status = document.getElementById('upload-status')!;
-      const seen: string[] = ((window as unknown as { uploadStates: string[] }).uploadStates = []);
-      new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
-    });
+    await page.evaluate(`(() => {
+      const status = document.getElementById('upload-status');
+      const seen = (window.uploadStates = []);
+      new MutationObserver(() => seen.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+    })()`);
     await form.locator('input[type="file"]').setInputFiles(trainFile);
     await form.locator('input[name="name"]').fill('fashion-upload');
     await form.locator('button[type="submit"]').click();
@@ -90,7 +90,7 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     const counts = await page.locator('#class-counts tr[data-label]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-count'))));
     expect(counts).toEqual(Array.from({ length: 10 }, (_, c) => trainLabels.filter((l) => l === c).length));
     // Every thumbnail decoded (a broken image has no natural width).
-    expect(await page.locator('#dataset-samples img').evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).naturalWidth === 28))).toBe(true);
+    expect(await page.locator('#dataset-samples img').evaluateAll((imgs) => imgs.every((i) => (i as unknown as { naturalWidth: number }).naturalWidth === 28))).toBe(true);
     await dashboard.shot('dataset');
   }, 120_000);
 
@@ -111,7 +111,9 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     expect(await page.locator('#create-job').isDisabled()).toBe(true);
     await dashboard.shot('submit-refused');
 
-    for (const [name, value] of Object.entries(TINY)) await field(name).locator('input').fill(String(value));
+    // The batch first: each fill previews again, and a preview with the refused batch would be refused again.
+    const { batch_size: batch, ...rest } = TINY;
+    for (const [name, value] of Object.entries({ batch_size: batch, ...rest })) await field(name).locator('input').fill(String(value));
     await page.locator('select[name="eval_dataset_id"]').selectOption(evalSet.id);
     await page.locator('input[name="seed"]').fill('7');
     await page.locator('input[name="metadata"]').fill('name=k256');
@@ -137,12 +139,24 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     const [first, second] = await Promise.all([client.jobs.wait(submitted.id), client.jobs.wait(other.id)]);
     expect([first.status, second.status], worker.logs.slice(-20).join('\n')).toEqual(['succeeded', 'succeeded']);
 
+    // The rows the evaluation loop writes (linear probe per evaluation, baselines once at step 0), added
+    // here by hand for the first run: the pages draw them when a job has them.
+    const knn = (await client.jobs.metrics(submitted.id, { names: ['knn_accuracy'] })).data[0]!.points;
+    await t.db.metric.createMany({
+      data: [
+        ...knn.map(([step, value]) => ({ jobId: submitted.id, name: 'probe_accuracy', step, epoch: 0, value: value! / 2 })),
+        { jobId: submitted.id, name: 'baseline_raw_knn_accuracy', step: 0, epoch: 0, value: 0.5 },
+        { jobId: submitted.id, name: 'baseline_random_knn_accuracy', step: 0, epoch: 0, value: 0.25 },
+      ],
+    });
+
     await page.goto(`${t.url}/admin/#/jobs`);
     for (const id of [submitted.id, other.id]) await page.locator(`#jobs-table input[value="${id}"]`).check();
     await page.locator('#compare-selected').click();
     await expect.poll(hashOf).toBe(`#/compare?ids=${submitted.id},${other.id}`);
     await chartReaches(dashboard, 'knn_accuracy', 2, () => worker.logs);
     await chartReaches(dashboard, 'loss', 32, () => worker.logs);
+    expect(await page.locator('[data-chart="probe_accuracy"]').getAttribute('data-series')).toBe(`${submitted.id}=2 ${other.id}=0`);
     const legend = await page.locator('[data-chart="knn_accuracy"] .u-legend').textContent();
     expect(legend).toContain('k256');
     expect(legend).toContain('k128');
@@ -150,6 +164,7 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     expect(differing).toEqual(['K', 'lr']);
     for (const table of ['#compare-settings', '#compare-results']) expect(await page.locator(`${table} thead`).textContent()).toBe('k256k128');
     expect(await page.locator('#compare-results [data-status="succeeded"]').count()).toBe(2);
+    expect(await page.locator('#compare-results tr[data-row="raw pixels kNN"]').textContent()).toBe('raw pixels kNN50.0%—');
     await dashboard.shot('compare', true);
 
     // The finished job's own page: every chart filled, one epoch marker between its two epochs.
@@ -157,8 +172,12 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     for (const chart of ['loss', 'lr', 'pretext_accuracy', 'feature_std']) await chartReaches(dashboard, chart, 32, () => worker.logs);
     await chartReaches(dashboard, 'images_per_s', 2, () => worker.logs);
     expect(await page.locator('[data-chart="loss"]').getAttribute('data-epoch-marks')).toBe('1');
+    // The probe beside kNN, the baselines as reference lines.
+    const evaluation = page.locator('[data-chart="knn_accuracy"]');
+    expect(await evaluation.getAttribute('data-series')).toBe('knn_accuracy=2 probe_accuracy=2');
+    expect(await evaluation.getAttribute('data-references')).toBe('raw pixels kNN 50.0%; random init kNN 25.0%');
     await dashboard.shot('job-succeeded', true);
-  }, 300_000);
+  }, 480_000);
 
   it('shows why a job failed in a box above its charts', async () => {
     const doomed = await client.jobs.create({ dataset_id: uploaded.id, hyperparameters: { ...TINY, epochs: 200 }, max_runtime_s: 1 });
@@ -170,7 +189,8 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     expect(await box.textContent()).toBe(`Failed: ${failed.error!.code}${failed.error!.message}`);
     expect(await page.locator('#job-error').isVisible()).toBe(true);
     await dashboard.shot('job-failed');
-    // The browser logs the preview refused on purpose; nothing else went wrong.
-    expect(dashboard.pageErrors).toEqual([expect.stringMatching(/status of 400/)]);
+    // The browser logs the previews refused on purpose (one, or more on a slow machine); nothing else went wrong.
+    expect(dashboard.pageErrors.length).toBeGreaterThan(0);
+    expect(dashboard.pageErrors.filter((e) => !/status of 400 \(Bad Request\)/.test(e))).toEqual([]);
   }, 180_000);
 });

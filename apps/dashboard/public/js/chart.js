@@ -1,7 +1,8 @@
 // A metric chart (uPlot) that grows as points arrive: one or several series on a shared x axis
 // (steps of a job, or epochs when runs are compared), dashed horizontal reference lines (baselines,
 // the healthy feature spread) and dotted epoch markers. The figure's data-points attribute says how
-// many points its first series holds, data-references and data-epoch-marks what else it draws.
+// many points its first series holds (data-series: each series'), data-references and
+// data-epoch-marks what else it draws.
 import uPlot from '../vendor/uPlot.esm.js';
 import { h } from './dom.js';
 import { number, percent } from './format.js';
@@ -174,6 +175,7 @@ export function metricChart({
       if (s < 0) throw new Error(`chart ${name} has no series ${key}`);
       merge(xs, columns, s, newPoints);
       figure.dataset.points = String(count(0));
+      figure.dataset.series = series.map((x, i) => `${x.key}=${count(i)}`).join(' ');
       emptyEl.hidden = xs.length > 0;
       if (!pending) {
         pending = true;

@@ -50,7 +50,7 @@ function resultRows(jobs, metrics) {
     ['kNN (last)', jobs.map((j) => percent(j.latest_metrics.knn_accuracy))],
     ['kNN (best)', jobs.map((j) => percent(best(j.id, 'knn_accuracy')))],
     ['probe (best)', jobs.map((j) => percent(best(j.id, 'probe_accuracy')))],
-    ['raw pixels kNN', jobs.map((j) => percent(j.latest_metrics.baseline_raw_knn_accuracy))],
+    ['raw pixels kNN', jobs.map((j) => percent(metrics.get(j.id).get('baseline_raw_knn_accuracy').at(-1)?.[1]))],
     ['best checkpoint', jobs.map((j) => (j.best_checkpoint_id ? h('span', { class: 'mono small' }, j.best_checkpoint_id) : '—'))],
   ];
 }
@@ -102,7 +102,7 @@ export async function render(view, { query, signal }) {
         h('div', { class: 'scroll' }, table(heads(), differing.map(rowOf), { id: 'compare-settings', class: 'compare', empty: 'Every setting is the same.' })),
         h('details', {}, h('summary', {}, `${same.length} settings shared by all`), table(['', 'value'], same.map((r) => [r.field, r.values[0]]), { class: 'compare' })),
       ),
-      h('section', { class: 'card' }, h('h2', {}, 'Results'), h('div', { class: 'scroll' }, table(heads(), resultRows(jobs, metrics).map(([label, cells]) => h('tr', {}, h('th', {}, label), cells.map((c) => h('td', {}, c)))), { id: 'compare-results', class: 'compare' }))),
+      h('section', { class: 'card' }, h('h2', {}, 'Results'), h('div', { class: 'scroll' }, table(heads(), resultRows(jobs, metrics).map(([label, cells]) => h('tr', { dataset: { row: label } }, h('th', {}, label), cells.map((c) => h('td', {}, c)))), { id: 'compare-results', class: 'compare' }))),
     ),
   );
 }

@@ -29,7 +29,8 @@ function datasetRow(ds, projects) {
  * image decoded) before answering; the new dataset's page opens then.
  */
 function uploadForm(signal) {
-  const file = h('input', { type: 'file', name: 'file', required: true, 'aria-label': 'dataset file', accept: '.tar,.gz,.tgz,.zip,.idx,.ubyte,application/gzip,application/zip,application/x-tar' });
+  // No accept filter: idx files often have no extension.
+  const file = h('input', { type: 'file', name: 'file', required: true, 'aria-label': 'dataset file' });
   const name = h('input', { name: 'name', placeholder: 'name (default: the file name)', 'aria-label': 'dataset name' });
   const button = h('button', { type: 'submit', class: 'primary' }, 'Upload');
   const progress = h('progress', { max: 1, value: 0, hidden: true, id: 'upload-progress' });
