@@ -37,22 +37,22 @@ export function gaussianBlur(x: Float32Array, offset: number, size: number, chan
   const kernel = gaussianKernel1d(taps, sigma);
   const index = tapIndices(size, taps);
   const row = size * channels;
-  // Along each row (x), then along each column (y); `stride` is one step along the axis.
-  const pass = (from: Float32Array, fromOffset: number, to: Float32Array, toOffset: number, stride: number, across: number) => {
-    for (let i = 0; i < size; i++) {
-      for (let k = 0; k < taps; k++) {
-        const w = kernel[k]!;
-        const src = fromOffset + index[i * taps + k]! * stride;
-        const dst = toOffset + i * stride;
-        for (let line = 0; line < size; line++) {
-          for (let c = 0; c < channels; c++) {
-            const j = line * across + c;
-            to[dst + j] = (k === 0 ? 0 : to[dst + j]!) + w * from[src + j]!;
-          }
-        }
+  // Along each row (x) into scratch, then along each column (y) back: each output written once.
+  for (let y = 0; y < size; y++) {
+    const line = offset + y * row;
+    for (let xi = 0; xi < size; xi++) {
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let k = 0; k < taps; k++) sum += kernel[k]! * x[line + index[xi * taps + k]! * channels + c]!;
+        scratch[y * row + xi * channels + c] = sum;
       }
     }
-  };
-  pass(x, offset, scratch, 0, channels, row);
-  pass(scratch, 0, x, offset, row, channels);
+  }
+  for (let y = 0; y < size; y++) {
+    for (let j = 0; j < row; j++) {
+      let sum = 0;
+      for (let k = 0; k < taps; k++) sum += kernel[k]! * scratch[index[y * taps + k]! * row + j]!;
+      x[offset + y * row + j] = sum;
+    }
+  }
 }
