@@ -56,7 +56,7 @@ export interface BenchSpec {
   measure: (job: Job) => Promise<Timing>;
 }
 
-const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+export const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
 export async function timeSteps(batch: number, schedule: Schedule, step: () => unknown): Promise<Timing> {
   for (let i = 0; i < schedule.warmup; i++) await step();
@@ -201,25 +201,30 @@ async function parent(spec: BenchSpec, argv: string[]): Promise<void> {
     moco: { K: c.K, dim: c.dim, bn_splits: c.bnSplits, m: c.m, T: c.T, lr: c.lr, momentum: c.momentum, weight_decay: c.weightDecay },
     ratio_is: 'ts.images_per_s / torch.images_per_s (1 = as fast as PyTorch, 0.5 = half as fast)',
     results,
-    machine: {
-      cpus: os.cpus().length,
-      cpu_model: os.cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      tfjs: tfjsVersion,
-      torch: torchVersion,
-      load_avg_start: loadStart.map((x) => round(x, 2)),
-      load_avg_end: os.loadavg().map((x) => round(x, 2)),
-    },
+    machine: machineReport(loadStart, tfjsVersion, torchVersion),
     elapsed_s: round((performance.now() - started) / 1000),
   };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
 }
 
-function log(line: string): void {
+/** The machine a report was measured on, with the load averages (1, 5, 15 minutes) at its start and end. */
+export function machineReport(loadStart: number[], tfjs: string, torch: string) {
+  return {
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    tfjs,
+    torch,
+    load_avg_start: loadStart.map((x) => round(x, 2)),
+    load_avg_end: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+export function log(line: string): void {
   process.stderr.write(line + '\n');
 }
 
-type Side = Partial<Timing> & { error?: string } & Record<string, unknown>;
+export type Side = Partial<Timing> & { error?: string } & Record<string, unknown>;
 
 function summary(side: Side): string {
   return side.error
@@ -231,7 +236,7 @@ function summary(side: Side): string {
  * Runs a child whose last stdout line is a JSON object; its stderr (progress, backend choice) passes
  * through. A child that dies without one becomes `{ error }`, so the report still comes out.
  */
-function runJson(label: string, command: string, args: string[]): Promise<Side> {
+export function runJson(label: string, command: string, args: string[]): Promise<Side> {
   return new Promise((resolve, reject) => {
     const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

@@ -1,7 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { batchCount, batches, type ImageDataset } from '@moco/data';
 import {
-  augment,
   learningRate,
   loadTrainingState,
   Moco,
@@ -12,6 +11,7 @@ import {
   type MocoConfig,
   type TrainingProgress,
 } from '@moco/moco';
+import { batchViews } from './batch-views.js';
 import type { EvalTransform } from './features.js';
 import { knnAccuracy, type KnnMonitorOptions } from './knn-monitor.js';
 
@@ -35,6 +35,8 @@ export interface StepInfo {
   /** The step's images, and the seconds it took (augmentation included). */
   images: number;
   seconds: number;
+  /** The part of `seconds` spent making the batch's two augmented views. */
+  dataSeconds: number;
 }
 
 interface EpochSums {
@@ -129,11 +131,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const t0 = performance.now();
       const n = batch.indices.length;
-      const x = tf.tensor4d(batch.pixels, [n, ds.height, ds.width, ds.channels], 'float32');
-      const xq = augment(x, augmentCfg, rng);
-      const xk = augment(x, augmentCfg, rng);
-      const r = moco.step(xq, xk, lr, rng);
-      tf.dispose([x, xq, xk]);
+      const views = batchViews(batch, ds, augmentCfg, rng);
+      const r = moco.step(views.query, views.key, lr, rng);
+      tf.dispose([views.query, views.key]);
       const seconds = (performance.now() - t0) / 1000;
       sums = { loss: sums.loss + r.loss * n, images: sums.images + n, seconds: sums.seconds + seconds };
       progress = {
@@ -154,6 +154,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         featureStd: r.featureStd,
         images: n,
         seconds,
+        dataSeconds: views.seconds,
       });
       if (opts.checkpointEvery && progress.step % opts.checkpointEvery === 0) await checkpoint();
     }

@@ -1,4 +1,3 @@
-import * as tf from '../tf.js';
 import type { ColorOp } from './color-jitter.js';
 
 type Matrix = number[][];
@@ -29,7 +28,7 @@ const blendWithLuma = (f: number): Matrix => [0, 1, 2].map((i) => LUMA.map((w, j
 
 /**
  * Hue shift by `shift` turns as a rotation of the chroma (I, Q) plane of YIQ about the luma axis,
- * instead of torchvision's HSV rotation: a linear map, so it batches as one matmul like the other ops.
+ * instead of torchvision's HSV rotation: a linear map, one 3x3 matrix like the other ops.
  * Luma is kept (HSV keeps max and min instead) and strong shifts of saturated colours leave the RGB
  * cube and are clamped, where HSV stays inside. Turned clockwise in the (I, Q) plane, so that positive
  * shifts go red -> green -> blue as in HSV.
@@ -50,8 +49,7 @@ interface Affine {
  * mean gray (contrast) or its gray (saturation); grayscale replaces every channel by luma. Saturation,
  * hue and grayscale leave 1-channel images as they are, as torchvision does.
  */
-function affineOf(op: ColorOp | undefined, channels: number): Affine | null {
-  if (op === undefined) return null;
+function affineOf(op: ColorOp, channels: number): Affine | null {
   const scaled = (f: number) => identity(channels).map((row) => row.map((v) => v * f));
   switch (op.kind) {
     case 'brightness':
@@ -67,43 +65,41 @@ function affineOf(op: ColorOp | undefined, channels: number): Affine | null {
   }
 }
 
-/** One op per image on pixels [N, P, C]: a batched matmul, the contrast term, the clamp. */
-function applyAffine(x: tf.Tensor3D, maps: readonly (Affine | null)[]): tf.Tensor3D {
-  const [n, pixels, channels] = x.shape;
-  const eye = identity(channels);
-  // Row-vector pixels times M transposed, so M[i][j] goes to [j][i].
-  const transposed = new Float32Array(n * channels * channels);
-  maps.forEach((map, b) => {
-    const m = map?.matrix ?? eye;
-    for (let i = 0; i < channels; i++) for (let j = 0; j < channels; j++) transposed[(b * channels + j) * channels + i] = m[i]![j]!;
-  });
-  let out = tf.matMul(x, tf.tensor3d(transposed, [n, channels, channels]));
-  if (maps.some((map) => map !== null && map.contrast !== 0)) {
-    // Mean luma = luma weights / P summed over all values of the image: one matmul, where a mean over
-    // the pixel axis would first transpose on the cpu backend.
-    const lumaWeights = channels === 1 ? [1] : LUMA;
-    const weights = Float32Array.from({ length: pixels * channels }, (_, i) => lumaWeights[i % channels]! / pixels);
-    const meanLuma = tf.matMul(tf.reshape(x, [n, pixels * channels]), tf.tensor2d(weights, [pixels * channels, 1]));
-    const contrast = tf.tensor2d(maps.map((map) => map?.contrast ?? 0), [n, 1]);
-    out = tf.add(out, tf.reshape(tf.mul(meanLuma, contrast), [n, 1, 1]));
+/** out = clamp(M pixel + contrast * mean luma, 0, 1) over one image's `pixels` HWC values, in place. */
+function applyAffine(x: Float32Array, offset: number, pixels: number, channels: number, map: Affine): void {
+  const end = offset + pixels * channels;
+  let shift = 0;
+  if (map.contrast !== 0) {
+    let sum = 0;
+    if (channels === 1) for (let i = offset; i < end; i++) sum += x[i]!;
+    else for (let i = offset; i < end; i += 3) sum += LUMA[0]! * x[i]! + LUMA[1]! * x[i + 1]! + LUMA[2]! * x[i + 2]!;
+    shift = (map.contrast * sum) / pixels;
   }
-  return tf.clipByValue(out, 0, 1) as tf.Tensor3D;
+  const clamp = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+  if (channels === 1) {
+    const f = map.matrix[0]![0]!;
+    for (let i = offset; i < end; i++) x[i] = clamp(f * x[i]! + shift);
+    return;
+  }
+  const m = map.matrix.flat();
+  const [m00, m01, m02, m10, m11, m12, m20, m21, m22] = [m[0]!, m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!, m[7]!, m[8]!];
+  for (let i = offset; i < end; i += 3) {
+    const r = x[i]!;
+    const g = x[i + 1]!;
+    const b = x[i + 2]!;
+    x[i] = clamp(m00 * r + m01 * g + m02 * b + shift);
+    x[i + 1] = clamp(m10 * r + m11 * g + m12 * b + shift);
+    x[i + 2] = clamp(m20 * r + m21 * g + m22 * b + shift);
+  }
 }
 
 /**
- * Applies each image's own sequence of colour ops (x in [0, 1], NHWC, 1 or 3 channels), clamping
- * after each op as torchvision. Batched by position: step s applies the s-th op of every image (the
- * identity where an image has fewer ops).
+ * Applies one image's colour ops in order, in place, on its `pixels` HWC values from `offset` (in
+ * [0, 1], 1 or 3 channels), clamping after each op as torchvision.
  */
-export function applyColorOps(x: tf.Tensor4D, ops: readonly (readonly ColorOp[])[]): tf.Tensor4D {
-  const [n, height, width, channels] = x.shape;
-  const steps = Math.max(0, ...ops.map((o) => o.length));
-  return tf.tidy(() => {
-    let pixels: tf.Tensor3D = tf.reshape(x, [n, height * width, channels]);
-    for (let s = 0; s < steps; s++) {
-      const maps = ops.map((o) => affineOf(o[s], channels));
-      if (maps.some((map) => map !== null)) pixels = applyAffine(pixels, maps);
-    }
-    return tf.reshape(pixels, x.shape);
-  });
+export function applyColorOps(x: Float32Array, offset: number, pixels: number, channels: number, ops: readonly ColorOp[]): void {
+  for (const op of ops) {
+    const map = affineOf(op, channels);
+    if (map !== null) applyAffine(x, offset, pixels, channels, map);
+  }
 }

@@ -3,10 +3,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
 import { useCpuBackend } from '../testing/setup-cpu.js';
 import { type ColorOp, sampleColorJitter } from './color-jitter.js';
-import { applyColorOps } from './color-ops.js';
+import { applyColorOps as applyToImage } from './color-ops.js';
 import { maxAbsDiff } from './test-helpers.js';
 
 beforeAll(useCpuBackend);
+
+/** Each image of the batch through its own ops. */
+function applyColorOps(x: tf.Tensor4D, ops: readonly (readonly ColorOp[])[]): tf.Tensor4D {
+  const [n, height, width, channels] = x.shape;
+  const values = Float32Array.from(x.dataSync());
+  for (let b = 0; b < n; b++) applyToImage(values, b * height * width * channels, height * width, channels, ops[b]!);
+  return tf.tensor4d(values, x.shape);
+}
 
 /** One image, one row of pixels. */
 const pixels = (values: number[][], channels = 3) => tf.tensor4d(values.flat(), [1, 1, values.length, channels]);

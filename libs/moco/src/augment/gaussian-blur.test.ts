@@ -1,10 +1,22 @@
 import * as tf from '../tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useCpuBackend } from '../testing/setup-cpu.js';
-import { blurKernelSize, gaussianBlur, gaussianKernel1d } from './gaussian-blur.js';
+import { blurKernelSize, gaussianBlur as blurImage, gaussianKernel1d } from './gaussian-blur.js';
 import { maxAbsDiff, randomImages } from './test-helpers.js';
 
 beforeAll(useCpuBackend);
+
+/** Each square image blurred with its own sigma (null: left as is). */
+function gaussianBlur(x: tf.Tensor4D, sigmas: readonly (number | null)[]): tf.Tensor4D {
+  const [n, size, , channels] = x.shape;
+  const values = Float32Array.from(x.dataSync());
+  const scratch = new Float32Array(size * size * channels);
+  for (let b = 0; b < n; b++) {
+    const sigma = sigmas[b]!;
+    if (sigma !== null) blurImage(values, b * size * size * channels, size, channels, sigma, scratch);
+  }
+  return tf.tensor4d(values, x.shape);
+}
 
 describe('gaussian blur', () => {
   it('uses an odd kernel of about 10% of the image, at least 3 taps', () => {

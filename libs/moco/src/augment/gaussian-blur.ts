@@ -1,5 +1,3 @@
-import * as tf from '../tf.js';
-
 /**
  * SimCLR's kernel size for a size x size image: 10% of it, made odd (radius floor(size/10 / 2)), so
  * 23 taps at 224; at least 3 so that small images (32 px: 3 taps) are still blurred.
@@ -22,44 +20,39 @@ function reflect(i: number, n: number): number {
   return i >= n ? 2 * (n - 1) - i : i;
 }
 
-/**
- * Writes the n x n matrix B with (B @ column) = the column convolved with `kernel` under reflect
- * padding (torchvision's GaussianBlur padding) into `out` from `offset`; a null kernel gives I.
- */
-function writeBlurMatrix(out: Float32Array, offset: number, n: number, kernel: Float64Array | null): void {
-  if (kernel === null) {
-    for (let i = 0; i < n; i++) out[offset + i * n + i] = 1;
-    return;
-  }
-  const radius = (kernel.length - 1) / 2;
-  for (let i = 0; i < n; i++) {
-    kernel.forEach((w, k) => {
-      out[offset + i * n + reflect(i + k - radius, n)]! += w;
-    });
-  }
+/** Where each tap reads along a length-n axis under reflect padding: tap k of output i reads pixel [i * taps + k]. */
+function tapIndices(n: number, taps: number): Int32Array {
+  const radius = (taps - 1) / 2;
+  return Int32Array.from({ length: n * taps }, (_, j) => reflect(Math.floor(j / taps) + (j % taps) - radius, n));
 }
 
 /**
- * Gaussian blur of each square image with its own sigma (null: left as is), separable and batched:
- * per-image [S,S] blur matrices multiply the rows ([N,S,S*C]), then the columns (after swapping H and W).
- * Dense matrices cost O(S) per pixel instead of O(kernel): fine for the 28-96 px images this targets.
+ * Gaussian blur with this sigma (torchvision's GaussianBlur: kernel of blurKernelSize(size) taps,
+ * reflect padding) of one square size x size x channels image from `offset` in `x`, in place;
+ * separable: rows into `scratch` (at least size*size*channels long), then columns back.
  */
-export function gaussianBlur(x: tf.Tensor4D, sigmas: readonly (number | null)[]): tf.Tensor4D {
-  if (sigmas.every((s) => s === null)) return x;
-  const [n, h, w, c] = x.shape;
-  if (h !== w) throw new Error(`gaussianBlur: needs square images, got ${h}x${w}`);
-  if (sigmas.length !== n) throw new Error(`gaussianBlur: ${sigmas.length} sigmas for ${n} images`);
-  const kernelSize = blurKernelSize(h);
-  if (h <= (kernelSize - 1) / 2) throw new Error(`gaussianBlur: ${h} px is too small to reflect-pad`);
-  const matrices = new Float32Array(n * h * h);
-  sigmas.forEach((sigma, i) =>
-    writeBlurMatrix(matrices, i * h * h, h, sigma === null ? null : gaussianKernel1d(kernelSize, sigma)),
-  );
-  return tf.tidy(() => {
-    const blur = tf.tensor3d(matrices, [n, h, h]);
-    const rows = tf.matMul(blur, tf.reshape(x, [n, h, w * c]));
-    const swapped = tf.transpose(tf.reshape(rows, [n, h, w, c]), [0, 2, 1, 3]);
-    const cols = tf.matMul(blur, tf.reshape(swapped, [n, w, h * c]));
-    return tf.transpose(tf.reshape(cols, [n, w, h, c]), [0, 2, 1, 3]);
-  });
+export function gaussianBlur(x: Float32Array, offset: number, size: number, channels: number, sigma: number, scratch: Float32Array): void {
+  const taps = blurKernelSize(size);
+  if (size <= (taps - 1) / 2) throw new Error(`gaussianBlur: ${size} px is too small to reflect-pad`);
+  const kernel = gaussianKernel1d(taps, sigma);
+  const index = tapIndices(size, taps);
+  const row = size * channels;
+  // Along each row (x) into scratch, then along each column (y) back: each output written once.
+  for (let y = 0; y < size; y++) {
+    const line = offset + y * row;
+    for (let xi = 0; xi < size; xi++) {
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let k = 0; k < taps; k++) sum += kernel[k]! * x[line + index[xi * taps + k]! * channels + c]!;
+        scratch[y * row + xi * channels + c] = sum;
+      }
+    }
+  }
+  for (let y = 0; y < size; y++) {
+    for (let j = 0; j < row; j++) {
+      let sum = 0;
+      for (let k = 0; k < taps; k++) sum += kernel[k]! * scratch[index[y * taps + k]! * row + j]!;
+      x[offset + y * row + j] = sum;
+    }
+  }
 }

@@ -2,7 +2,7 @@ import * as tf from '../tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
 import { useCpuBackend } from '../testing/setup-cpu.js';
-import { type AugmentationName, type AugmentConfig, applyViews, augment, evalTransform, sampleViews } from './index.js';
+import { type AugmentationName, type AugmentConfig, applyViews, augment, augmentPixels, evalTransform, sampleViews } from './index.js';
 import { maxAbsDiff, randomImages } from './test-helpers.js';
 
 beforeAll(useCpuBackend);
@@ -55,6 +55,19 @@ describe('augment', () => {
     const a = augment(randomImages(24, [4, 20, 20, 3], 'int32'), config('v2', 3, 16), new Rng(5));
     const b = augment(randomImages(24, [4, 20, 20, 3], 'float32'), config('v2', 3, 16), new Rng(5));
     expect(maxAbsDiff(a, b)).toBe(0);
+  });
+
+  it('on uint8 pixels (augmentPixels, what training feeds the step) gives the same views as on a tensor', () => {
+    for (const [pipeline, channels] of [['v2', 3], ['gray', 1]] as const) {
+      const images = randomImages(27, [5, 20, 20, channels]);
+      const pixels = Uint8Array.from(images.dataSync());
+      const shape = { count: 5, height: 20, width: 20, channels };
+      const fromPixels = augmentPixels(pixels, shape, config(pipeline, channels, 16), new Rng(8));
+      expect(fromPixels).toEqual(augment(images, config(pipeline, channels, 16), new Rng(8)).dataSync());
+      const rng = new Rng(9);
+      expect(() => augmentPixels(pixels, shape, config(pipeline, channels === 1 ? 3 : 1), rng)).toThrow(/channels/);
+      expect(rng.next()).toBe(new Rng(9).next());
+    }
   });
 
   it('rejects bad configs before drawing anything', () => {

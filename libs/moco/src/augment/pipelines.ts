@@ -3,8 +3,8 @@ import type { Rng } from '../rng.js';
 import { type ColorOp, type JitterStrength, sampleColorJitter, sampleFactor } from './color-jitter.js';
 import { applyColorOps } from './color-ops.js';
 import { gaussianBlur } from './gaussian-blur.js';
-import { checkNormalization, normalize } from './normalize.js';
-import { type CropBox, resizedCrop, sampleCrop } from './random-resized-crop.js';
+import { checkNormalization } from './normalize.js';
+import { type CropBox, cropSamples, resizedCrop, sampleCrop } from './random-resized-crop.js';
 
 export type AugmentationName = 'v1' | 'v2' | 'gray';
 
@@ -82,30 +82,81 @@ export function sampleViews(pipeline: AugmentationName, count: number, height: n
   }));
 }
 
-/**
- * Applies drawn views to uint8-valued images: crop + resize + flip, scale to [0, 1], colour ops,
- * blur, normalise. The flip is done by the crop, ahead of its place in torchvision's order: every
- * later op commutes with it (pixelwise or whole-image colour ops, a symmetric blur kernel with
- * symmetric padding, per-channel normalisation). Works in float throughout (torchvision's tensor
- * path), so unlike a PIL pipeline nothing is rounded to uint8 between ops.
- */
-export function applyViews(images: tf.Tensor4D, views: readonly ViewParams[], cfg: Omit<AugmentConfig, 'pipeline'>): tf.Tensor4D {
-  return tf.tidy(() => {
-    const crops = resizedCrop(images, views.map((v) => v.crop), views.map((v) => v.flip), cfg.size);
-    const colored = applyColorOps(tf.div(crops, 255), views.map((v) => v.color));
-    return normalize(gaussianBlur(colored, views.map((v) => v.blurSigma)), cfg.mean, cfg.std);
-  });
+/** The layout of a batch of images, HWC each, back to back. */
+export interface ImagesShape {
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
 }
 
 /**
- * images: uint8-valued [N,H,W,C] (int32 or float32, 0..255), C = 1 or 3; returns float32
- * [N,size,size,C] normalised. One call = one independent draw per image, all from `rng`.
+ * Applies drawn views to uint8-valued images (`pixels`, laid out as `shape`), one image at a time in
+ * plain JavaScript: crop + resize + flip, scale to [0, 1], colour ops, blur, normalise; returns
+ * [N, size, size, C] float32 values. The flip is done by the crop, ahead of its place in torchvision's
+ * order: every later op commutes with it (pixelwise or whole-image colour ops, a symmetric blur
+ * kernel with symmetric padding, per-channel normalisation). Works in float throughout (torchvision's
+ * tensor path), so unlike a PIL pipeline nothing is rounded to uint8 between ops.
  */
-export function augment(images: tf.Tensor4D, cfg: AugmentConfig, rng: Rng): tf.Tensor4D {
-  const [n, height, width, channels] = images.shape;
-  // Checked before drawing, so a rejected call leaves the RNG where it was.
+export function applyViewsToPixels(
+  pixels: ArrayLike<number>,
+  shape: ImagesShape,
+  views: readonly ViewParams[],
+  cfg: Omit<AugmentConfig, 'pipeline'>,
+): Float32Array {
+  const { count, height, width, channels } = shape;
+  if (views.length !== count) throw new Error(`applyViews: ${views.length} views for ${count} images`);
+  if (pixels.length !== count * height * width * channels) {
+    throw new Error(`applyViews: ${pixels.length} values for ${count} images of ${height}x${width}x${channels}`);
+  }
+  const { size, mean, std } = cfg;
+  const viewValues = size * size * channels;
+  const out = new Float32Array(count * viewValues);
+  const scratch = new Float32Array(viewValues);
+  views.forEach((view, b) => {
+    const at = b * viewValues;
+    const samples = cropSamples(view.crop, view.flip, size, height, width);
+    resizedCrop(pixels, b * height * width * channels, shape, samples, out, at, 1 / 255);
+    applyColorOps(out, at, size * size, channels, view.color);
+    if (view.blurSigma !== null) gaussianBlur(out, at, size, channels, view.blurSigma, scratch);
+    for (let c = 0; c < channels; c++) {
+      const [m, s] = [mean[c]!, std[c]!];
+      for (let i = at + c; i < at + viewValues; i += channels) out[i] = (out[i]! - m) / s;
+    }
+  });
+  return out;
+}
+
+/** applyViewsToPixels on a uint8-valued tensor [N,H,W,C] (int32 or float32, 0..255); float32 [N,size,size,C]. */
+export function applyViews(images: tf.Tensor4D, views: readonly ViewParams[], cfg: Omit<AugmentConfig, 'pipeline'>): tf.Tensor4D {
+  const [count, height, width, channels] = images.shape;
+  const values = applyViewsToPixels(images.dataSync(), { count, height, width, channels }, views, cfg);
+  return tf.tensor4d(values, [count, cfg.size, cfg.size, channels], 'float32');
+}
+
+/** Checks a config against images of `channels`; throws before anything is drawn. */
+function checkAugment(channels: number, cfg: AugmentConfig): void {
   if (channels !== 1 && channels !== 3) throw new Error(`augment: images need 1 or 3 channels, got ${channels}`);
   if (!Number.isInteger(cfg.size) || cfg.size < 2) throw new Error(`augment: size must be an integer >= 2, got ${cfg.size}`);
   checkNormalization(channels, cfg.mean, cfg.std);
+}
+
+/**
+ * One independent view of each of the uint8 images in `pixels` (laid out as `shape`), drawn from
+ * `rng`: float32 [N, size, size, C] values, normalised. What the training loop feeds the step.
+ */
+export function augmentPixels(pixels: Uint8Array, shape: ImagesShape, cfg: AugmentConfig, rng: Rng): Float32Array {
+  // Checked before drawing, so a rejected call leaves the RNG where it was.
+  checkAugment(shape.channels, cfg);
+  return applyViewsToPixels(pixels, shape, sampleViews(cfg.pipeline, shape.count, shape.height, shape.width, rng), cfg);
+}
+
+/**
+ * augmentPixels on a tensor. images: uint8-valued [N,H,W,C] (int32 or float32, 0..255), C = 1 or 3;
+ * returns float32 [N,size,size,C] normalised. One call = one independent draw per image, all from `rng`.
+ */
+export function augment(images: tf.Tensor4D, cfg: AugmentConfig, rng: Rng): tf.Tensor4D {
+  const [n, height, width, channels] = images.shape;
+  checkAugment(channels, cfg);
   return applyViews(images, sampleViews(cfg.pipeline, n, height, width, rng), cfg);
 }

@@ -2,10 +2,22 @@ import * as tf from '../tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
 import { useCpuBackend } from '../testing/setup-cpu.js';
-import { resizedCrop, sampleCrop } from './random-resized-crop.js';
+import { type CropBox, cropSamples, resizedCrop as cropImage, sampleCrop } from './random-resized-crop.js';
 import { maxAbsDiff, randomImages } from './test-helpers.js';
 
 beforeAll(useCpuBackend);
+
+/** Box b of image b, mirrored where flips[b], resized to size x size. */
+function resizedCrop(images: tf.Tensor4D, crops: CropBox[], flips: boolean[], size: number): tf.Tensor4D {
+  const [n, height, width, channels] = images.shape;
+  const values = images.dataSync();
+  const out = new Float32Array(n * size * size * channels);
+  crops.forEach((crop, b) => {
+    const samples = cropSamples(crop, flips[b]!, size, height, width);
+    cropImage(values, b * height * width * channels, { height, width, channels }, samples, out, b * size * size * channels);
+  });
+  return tf.tensor4d(out, [n, size, size, channels]);
+}
 
 describe('sampleCrop', () => {
   it('with scale 1 and ratio 1 on a square image crops the whole image', () => {
@@ -47,8 +59,7 @@ describe('sampleCrop', () => {
 describe('resizedCrop', () => {
   const full = { top: 0, left: 0, height: 32, width: 32 };
 
-  // Box corners are float32 fractions, so sample positions are off by ~1e-6 px: values (0..255 here)
-  // match to ~1e-4, not bit for bit.
+  // Bilinear weights are float32, so values (0..255 here) match to ~1e-4, not bit for bit.
   it('of the whole image at the same size is the image', () => {
     const images = randomImages(4, [2, 32, 32, 3]);
     expect(maxAbsDiff(resizedCrop(images, [full, full], [false, false], 32), images)).toBeLessThan(1e-3);

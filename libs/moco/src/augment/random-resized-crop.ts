@@ -1,4 +1,3 @@
-import * as tf from '../tf.js';
 import type { Rng } from '../rng.js';
 
 /** A crop in integer pixels, as torchvision's `RandomResizedCrop.get_params` returns it. */
@@ -62,40 +61,73 @@ function sampleSpan(start: number, length: number, size: number): [number, numbe
   return [start + inset, start + length - 1 - inset];
 }
 
+/** Per output sample along one axis: the two source pixels it blends and the second one's weight. */
+export interface AxisSamples {
+  lo: Int32Array;
+  hi: Int32Array;
+  weight: Float32Array;
+}
+
 /**
- * Crops box b of image b, mirrored left-right where flips[b], and resizes it bilinearly to
- * size x size (no antialiasing, unlike torchvision's default `antialias=True`; that only matters when a
- * crop is shrunk). Box corners are float32 fractions, so sample positions are off by ~1e-6 px.
+ * The `size` samples from `from` to `to` (pixel centres; `from` > `to` runs backwards, which is how a
+ * flip costs nothing) on an axis of `n` pixels. Rounding can put a sample a hair past an edge pixel:
+ * it then reads the edge.
+ */
+function axisSamples(from: number, to: number, size: number, n: number): AxisSamples {
+  const lo = new Int32Array(size);
+  const hi = new Int32Array(size);
+  const weight = new Float32Array(size);
+  const step = (to - from) / (size - 1);
+  for (let r = 0; r < size; r++) {
+    const at = Math.min(n - 1, Math.max(0, from + r * step));
+    lo[r] = Math.floor(at);
+    hi[r] = Math.ceil(at);
+    weight[r] = at - lo[r]!;
+  }
+  return { lo, hi, weight };
+}
+
+/** The rows and columns that crop `crop` (mirrored left-right if `flip`) and resize it to size x size. */
+export function cropSamples(crop: CropBox, flip: boolean, size: number, height: number, width: number): { rows: AxisSamples; cols: AxisSamples } {
+  if (!Number.isInteger(size) || size < 2) throw new Error(`cropSamples: size must be an integer >= 2, got ${size}`);
+  const [y1, y2] = sampleSpan(crop.top, crop.height, size);
+  const [x1, x2] = sampleSpan(crop.left, crop.width, size);
+  return { rows: axisSamples(y1, y2, size, height), cols: axisSamples(flip ? x2 : x1, flip ? x1 : x2, size, width) };
+}
+
+/**
+ * Bilinear crop-and-resize of one HWC image (values from `offset` in `src`) into `out` from `outOffset`,
+ * size x size x channels, each value times `scale`. No antialiasing, unlike torchvision's default
+ * `antialias=True`; that only matters when a crop is shrunk.
  */
 export function resizedCrop(
-  images: tf.Tensor4D,
-  crops: readonly CropBox[],
-  flips: readonly boolean[],
-  size: number,
-): tf.Tensor4D {
-  const [n, height, width] = images.shape;
-  if (crops.length !== n || flips.length !== n) {
-    throw new Error(`resizedCrop: ${crops.length} crops and ${flips.length} flips for ${n} images`);
+  src: ArrayLike<number>,
+  offset: number,
+  shape: { height: number; width: number; channels: number },
+  samples: { rows: AxisSamples; cols: AxisSamples },
+  out: Float32Array,
+  outOffset: number,
+  scale = 1,
+): void {
+  const { width, channels } = shape;
+  const { rows, cols } = samples;
+  const size = rows.lo.length;
+  let o = outOffset;
+  for (let r = 0; r < size; r++) {
+    const top = offset + rows.lo[r]! * width * channels;
+    const bottom = offset + rows.hi[r]! * width * channels;
+    const wy = rows.weight[r]!;
+    for (let q = 0; q < size; q++) {
+      const left = cols.lo[q]! * channels;
+      const right = cols.hi[q]! * channels;
+      const wx = cols.weight[q]!;
+      for (let c = 0; c < channels; c++) {
+        const tl = src[top + left + c]!;
+        const bl = src[bottom + left + c]!;
+        const t = tl + (src[top + right + c]! - tl) * wx;
+        const b = bl + (src[bottom + right + c]! - bl) * wx;
+        out[o++] = (t + (b - t) * wy) * scale;
+      }
+    }
   }
-  return tf.tidy(() => {
-    // cropAndResize writes its extrapolation value, not the edge, for a sample that rounding puts a
-    // hair past the last pixel; a 1-pixel edge copy around the image makes such samples read the edge.
-    const padded = tf.mirrorPad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], 'symmetric');
-    const boxes = new Float32Array(n * 4);
-    crops.forEach((crop, b) => {
-      const [y1, y2] = sampleSpan(crop.top, crop.height, size);
-      const [x1, x2] = sampleSpan(crop.left, crop.width, size);
-      // cropAndResize samples from x1 to x2, so swapping them mirrors the crop for free.
-      const [from, to] = flips[b] ? [x2, x1] : [x1, x2];
-      // Normalised so that 1 is the padded image's last pixel centre; +1 skips the pad.
-      boxes.set([(y1 + 1) / (height + 1), (from + 1) / (width + 1), (y2 + 1) / (height + 1), (to + 1) / (width + 1)], b * 4);
-    });
-    return tf.image.cropAndResize(
-      padded,
-      tf.tensor2d(boxes, [n, 4]),
-      tf.range(0, n, 1, 'int32') as tf.Tensor1D,
-      [size, size],
-      'bilinear',
-    );
-  });
 }
