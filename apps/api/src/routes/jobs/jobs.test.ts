@@ -238,7 +238,7 @@ describe('POST /v1/jobs/:id/cancel', () => {
 
   it('asks the worker to stop a running job (cancelling), idempotently', async () => {
     const job = (await post({ dataset_id: datasetId, hyperparameters: small })).json();
-    await transitionJob(t.current.db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
+    await transitionJob(t.current.db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } });
     const cancel = () => t.current.app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel`, headers: bearer(key) });
     const first = await cancel();
     expect(first.statusCode).toBe(202);
