@@ -102,5 +102,5 @@ describe('the service end to end', () => {
     expect(continued.progress).toMatchObject({ step: 24, epoch: 3 });
     const steps = (await client.jobs.metrics(more.id, { names: ['loss'] })).data[0]!.points.map(([s]) => s);
     expect(steps).toEqual([17, 18, 19, 20, 21, 22, 23, 24]);
-  });
+  }, 300_000);
 });
