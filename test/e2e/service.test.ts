@@ -1,17 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { embedderEnv, loadConfig } from '@moco/config';
 import { idxArchive, loadFashionMnist } from '@moco/data';
-import { startEmbedder, type Embedder } from '@moco/embedder';
+import type { Embedder } from '@moco/embedder';
 import { initBackend } from '@moco/moco';
 import { MocoClient, type JobStreamItem } from '@moco/sdk';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { encodeImage } from '../../libs/data/src/test-fixtures.js';
 import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
+import { startAppEmbedder } from '../support/in-process-embedder.js';
 
 // The product path, end to end: the SDK uploads Fashion-MNIST through the API (real Postgres, Redis,
 // S3 protocol), creates a job, a real worker process trains it, and the results are read back
@@ -31,13 +29,7 @@ describe('the service end to end', () => {
     cacheDir = await mkdtemp(path.join(tmpdir(), 'moco-e2e-cache-'));
     worker = startWorkerProcess({ ...workerEnvFrom(t.current.config), WORKER_CACHE_DIR: cacheDir });
     await initBackend({ prefer: 'cpu' });
-    const { db, store, config } = t.current;
-    embedder = await startEmbedder(loadConfig(z.object(embedderEnv), { EMBED_PORT: '0' }), {
-      db,
-      databaseUrl: config.DATABASE_URL,
-      store,
-      log: pino({ level: 'silent' }),
-    });
+    embedder = await startAppEmbedder(t.current);
     client = new MocoClient({ baseUrl: t.current.url, apiKey: (await t.current.createKey('e2e')).key, grpcAddress: embedder.address });
   });
   afterAll(async () => {
