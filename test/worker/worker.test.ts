@@ -62,14 +62,14 @@ const waitFor = <T>(what: string, probe: () => Promise<T | null | undefined | fa
 
 const jobRow = (id: string) => db.job.findUniqueOrThrow({ where: { id } });
 /** Waits for the job to reach `status`; ending in another final status fails at once. */
-const jobIn = (id: string, status: string) =>
+const jobIn = (id: string, status: string, timeoutMs?: number) =>
   waitFor(`job ${id} ${status}`, async () => {
     const job = await jobRow(id);
     if (job.status !== status && ['succeeded', 'failed', 'cancelled'].includes(job.status)) {
       throw new Error(`job ${id} ended ${job.status} (${job.errorCode}: ${job.errorMessage}), not ${status}`);
     }
     return job.status === status ? job : null;
-  });
+  }, timeoutMs);
 /** The queue message follows the row: the worker settles it right after the row's final transition. */
 const messageIn = (id: string, state: string) =>
   waitFor(`message ${id} ${state}`, async () => {
@@ -387,6 +387,27 @@ describe('training worker', () => {
     expect(diff).toBeLessThanOrEqual(1e-5);
   });
 
+  it('continues early stopping after a resume from the evaluations recorded before it', async () => {
+    // No evaluation can gain min_delta 1, so with patience 2 the third evaluation stops the job (step 24)
+    // only if the first ones, recorded before the kill, still count after the resume.
+    const id = await createJob({ epochs: 6, evalDatasetId: evalSetId, earlyStopping: { metric: 'knn_accuracy', patience: 2, min_delta: 1 } });
+    await waitFor('the first evaluation and a later checkpoint', async () => {
+      const evaluated = await db.jobEvent.findFirst({ where: { jobId: id, type: 'evaluated' } });
+      return evaluated && db.checkpoint.findFirst({ where: { jobId: id, step: { gt: 8 } } });
+    });
+    const running = workers.at(-1)!;
+    running.proc.kill('SIGKILL');
+    await running.exited;
+    startWorker();
+    const job = await jobIn(id, 'succeeded', 180_000);
+    expect(job).toMatchObject({ step: 24, epoch: 3, attempts: 2 });
+    expect(await metricSteps(id, 'knn_accuracy')).toEqual([8, 16, 24]);
+    const best = await db.checkpoint.findUniqueOrThrow({ where: { id: job.bestCheckpointId! } });
+    expect(best.step).toBe(8);
+    const stopped = await db.jobEvent.findFirstOrThrow({ where: { jobId: id, type: 'early_stopped' } });
+    expect(stopped.data).toMatchObject({ step: 24, best_step: 8, best_checkpoint_id: best.id, patience: 2 });
+  }, 300_000);
+
   let requeuedId: string;
 
   it('on SIGTERM checkpoints the running job, puts it back in the queue without using an attempt, and exits 0', async () => {
@@ -411,13 +432,14 @@ describe('training worker', () => {
     await db.job.update({ where: { id: orphanedCancel }, data: { status: 'cancelling', workerId: 'gone', attempts: 1 } });
     startWorker();
     expect(await jobIn(orphanedCancel, 'cancelled')).toMatchObject({ attempts: 1 });
-    const [resumed, ran] = await Promise.all([jobIn(requeuedId, 'succeeded'), jobIn(fresh, 'succeeded')]);
+    // Two jobs, one after the other, on one worker (each starts a trainer process): more than one job's wait.
+    const [resumed, ran] = await Promise.all([jobIn(requeuedId, 'succeeded', 180_000), jobIn(fresh, 'succeeded', 180_000)]);
     expect(resumed).toMatchObject({ step: 32, attempts: 2 });
     expect(await metricSteps(requeuedId, 'loss')).toEqual(range(1, 32));
     const loaded = await db.jobEvent.findMany({ where: { jobId: requeuedId, type: 'dataset_loaded' }, orderBy: { id: 'asc' } });
     expect((loaded[1]!.data as { resumed_from_step: number }).resumed_from_step).toBeGreaterThan(0);
     expect(ran).toMatchObject({ step: 8, attempts: 1 });
-  });
+  }, 240_000);
 
   it('takes over a running job from another worker only once its heartbeat is stale', async () => {
     const id = await createJob({ epochs: 1, enqueue: false });
