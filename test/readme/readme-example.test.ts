@@ -3,17 +3,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { embedderEnv, loadConfig } from '@moco/config';
 import { tarArchive } from '@moco/data';
-import { startEmbedder, type Embedder } from '@moco/embedder';
+import type { Embedder } from '@moco/embedder';
 import { initBackend } from '@moco/moco';
 import { transform } from 'esbuild';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { encodeImage } from '../../libs/data/src/test-fixtures.js';
 import { startWorkerProcess, workerEnvFrom, type WorkerProcess } from '../support/worker-process.js';
+import { startAppEmbedder } from '../support/in-process-embedder.js';
 
 // Runs the README's SDK example as a user would, against a real API, worker and embedder: the SDK
 // packed (`npm run sdk:package`), installed from its tarball into a project outside this
@@ -46,13 +44,7 @@ describe('the README SDK example', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'moco-readme-'));
     worker = startWorkerProcess({ ...workerEnvFrom(t.current.config), WORKER_CACHE_DIR: path.join(dir, 'cache') });
     await initBackend({ prefer: 'wasm' });
-    const { db, store, config } = t.current;
-    embedder = await startEmbedder(loadConfig(z.object(embedderEnv), { EMBED_PORT: '0' }), {
-      db,
-      databaseUrl: config.DATABASE_URL,
-      store,
-      log: pino({ level: 'silent' }),
-    });
+    embedder = await startAppEmbedder(t.current);
     const entries = [];
     for (let i = 0; i < 64; i++) entries.push({ name: `photos/${i % 2 ? 'dog' : 'cat'}/${i}.png`, data: await png(i, i % 2) });
     await writeFile(path.join(dir, 'photos.tar.gz'), await tarArchive(entries, true));

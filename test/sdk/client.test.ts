@@ -100,10 +100,10 @@ describe('MocoClient', () => {
     // it would rightly return at once): the stream must deliver these as they commit.
     await streaming;
     const db = t.current.db;
-    await transitionJob(db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
+    await transitionJob(db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } });
     await db.metric.create({ data: { jobId: job.id, name: 'loss', step: 1, epoch: 1, value: 7.5 } });
-    await addJobEvent(db, job.id, { type: 'epoch_completed', message: 'epoch 1' });
-    await transitionJob(db, job.id, { from: ['running'], to: 'succeeded', event: { type: 'succeeded', message: 'done' } });
+    await addJobEvent(db, job.id, { type: 'epoch_completed', message: 'epoch 1', data: { epoch: 1, step: 1, loss: 5.4, lr: 0.03, images_per_s: 100, seconds: 1, knn_accuracy: null, probe_accuracy: null } });
+    await transitionJob(db, job.id, { from: ['running'], to: 'succeeded', event: { type: 'succeeded', message: 'done', data: { step: 1, checkpoint_id: null } } });
     const done = await waiting;
     expect(done.status).toBe('succeeded');
     expect(types).toEqual(['created', 'started', 'epoch_completed', 'succeeded']);

@@ -1,13 +1,11 @@
-import { embedderEnv, loadConfig } from '@moco/config';
-import { startEmbedder, type Embedder } from '@moco/embedder';
+import type { Embedder } from '@moco/embedder';
 import { initBackend } from '@moco/moco';
 import { MocoClient } from '@moco/sdk';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { useTestApp } from '../../apps/api/src/testing/test-app.js';
 import { createCheckpoint, tinyConfig } from '../../apps/embedder/src/testing.js';
 import { encodeImage } from '../../libs/data/src/test-fixtures.js';
+import { startAppEmbedder } from '../support/in-process-embedder.js';
 
 // A promotion the SDK waits for: once promote({waitUntilServed}) resolves, the embedder answers the
 // alias with the new model, not the one it served before (it moves an alias only after loading).
@@ -23,7 +21,7 @@ describe('promotion with waitUntilServed', () => {
 
   beforeAll(async () => {
     await initBackend({ prefer: 'cpu' });
-    const { db, store, config } = t.current;
+    const { db, store } = t.current;
     const key = await t.current.createKey('promote-wait');
     checkpoints = [];
     for (const seed of [1, 2]) {
@@ -31,12 +29,7 @@ describe('promotion with waitUntilServed', () => {
       c.moco.dispose();
       checkpoints.push(c.id);
     }
-    embedder = await startEmbedder(loadConfig(z.object(embedderEnv), { EMBED_PORT: '0' }), {
-      db,
-      databaseUrl: config.DATABASE_URL,
-      store,
-      log: pino({ level: 'silent' }),
-    });
+    embedder = await startAppEmbedder(t.current);
     client = new MocoClient({ baseUrl: t.current.url, apiKey: key.key, grpcAddress: embedder.address });
     png = await encodeImage(new Uint8Array(16 * 16 * 3).map((_, i) => (i * 37) % 256), { width: 16, height: 16, channels: 3 });
   });

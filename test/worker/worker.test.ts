@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { resolveHyperparameters, totalSteps, type HyperparametersInput } from '@moco/contracts';
+import { resolveHyperparameters, totalSteps, type CollapseGuard, type EarlyStopping, type HyperparametersInput } from '@moco/contracts';
 import { idxArchive, type ImageDataset } from '@moco/data';
 import { createDb, createTestDatabase, newId, transitionJob, type Db, type TestDatabase } from '@moco/db';
 import { decodeTensors, loadTrainingState, tf } from '@moco/moco';
@@ -21,6 +21,7 @@ import { isGone, startWorkerProcess, trainersOf, workerEnvFrom, type WorkerProce
 const IMAGES = 256;
 const SMALL: HyperparametersInput = { width: 4, dim: 16, K: 256, batch_size: 32, bn_splits: 4, image_size: SIZE, knn_k: 20 };
 const STEP_METRICS = ['feature_std', 'loss', 'lr', 'pretext_accuracy'];
+const BASELINES = ['baseline_random_knn_accuracy', 'baseline_random_probe_accuracy', 'baseline_raw_knn_accuracy', 'baseline_raw_probe_accuracy'];
 
 let pg: TestDatabase;
 let db: Db;
@@ -61,14 +62,14 @@ const waitFor = <T>(what: string, probe: () => Promise<T | null | undefined | fa
 
 const jobRow = (id: string) => db.job.findUniqueOrThrow({ where: { id } });
 /** Waits for the job to reach `status`; ending in another final status fails at once. */
-const jobIn = (id: string, status: string) =>
+const jobIn = (id: string, status: string, timeoutMs?: number) =>
   waitFor(`job ${id} ${status}`, async () => {
     const job = await jobRow(id);
     if (job.status !== status && ['succeeded', 'failed', 'cancelled'].includes(job.status)) {
       throw new Error(`job ${id} ended ${job.status} (${job.errorCode}: ${job.errorMessage}), not ${status}`);
     }
     return job.status === status ? job : null;
-  });
+  }, timeoutMs);
 /** The queue message follows the row: the worker settles it right after the row's final transition. */
 const messageIn = (id: string, state: string) =>
   waitFor(`message ${id} ${state}`, async () => {
@@ -103,9 +104,19 @@ async function registeredDataset(name: string, ds: ImageDataset): Promise<string
   return datasetRow(newId('ds'), { name, source: 's3', uri: `s3://${s3.bucket}/${key}`, imageCount: ds.count });
 }
 
-async function createJob(opts: { epochs: number; datasetId?: string; evalDatasetId?: string; enqueue?: boolean }): Promise<string> {
+interface JobOptions {
+  epochs: number;
+  datasetId?: string;
+  evalDatasetId?: string;
+  enqueue?: boolean;
+  hyperparameters?: HyperparametersInput;
+  earlyStopping?: EarlyStopping;
+  collapse?: CollapseGuard;
+}
+
+async function createJob(opts: JobOptions): Promise<string> {
   const { value: hp, problems } = resolveHyperparameters(
-    { ...SMALL, epochs: opts.epochs },
+    { ...SMALL, ...opts.hyperparameters, epochs: opts.epochs },
     { height: SIZE, width: SIZE, channels: 1, imageCount: IMAGES },
   );
   expect(problems).toEqual([]);
@@ -120,6 +131,8 @@ async function createJob(opts: { epochs: number; datasetId?: string; evalDataset
       seed: 7,
       checkpointEvery: 4,
       totalSteps: totalSteps(hp, IMAGES),
+      ...(opts.earlyStopping ? { earlyStopping: opts.earlyStopping } : {}),
+      ...(opts.collapse ? { collapse: opts.collapse } : {}),
     },
   });
   if (opts.enqueue !== false) await enqueueTraining(queue, id);
@@ -165,13 +178,18 @@ describe('training worker', () => {
     const job = await jobIn(reference, 'succeeded');
     expect(job).toMatchObject({ step: 16, epoch: 2, totalSteps: 16, attempts: 1, errorCode: null });
     expect(Object.keys(job.latestMetrics as object).sort()).toEqual(
-      ['epoch_loss', 'feature_std', 'images_per_s', 'knn_accuracy', 'loss', 'lr', 'pretext_accuracy'],
+      [...BASELINES, 'epoch_loss', 'feature_std', 'images_per_s', 'knn_accuracy', 'loss', 'lr', 'pretext_accuracy', 'probe_accuracy'],
     );
     for (const name of STEP_METRICS) expect(await metricSteps(reference, name)).toEqual(range(1, 16));
-    for (const name of ['epoch_loss', 'images_per_s', 'knn_accuracy']) expect(await metricSteps(reference, name)).toEqual([8, 16]);
+    for (const name of ['epoch_loss', 'images_per_s', 'knn_accuracy', 'probe_accuracy']) expect(await metricSteps(reference, name)).toEqual([8, 16]);
+    for (const name of BASELINES) expect(await metricSteps(reference, name)).toEqual([0]);
     const knn = await db.metric.findMany({ where: { jobId: reference, name: 'knn_accuracy' }, orderBy: { step: 'asc' } });
     expect(knn.map((m) => m.epoch)).toEqual([1, 2]);
     for (const m of knn) expect(m.value).toBeGreaterThan(0.25); // 4 classes: chance is 0.25
+    const probe = await db.metric.findMany({ where: { jobId: reference, name: 'probe_accuracy' }, orderBy: { step: 'asc' } });
+    for (const m of probe) expect(m.value).toBeGreaterThan(0.25);
+    // Raw pixels of these patterns are easy to tell apart: the bar the encoder is measured against.
+    expect((job.latestMetrics as Record<string, number>).baseline_raw_knn_accuracy).toBeGreaterThan(0.5);
 
     const checkpoints = await db.checkpoint.findMany({ where: { jobId: reference }, orderBy: { step: 'asc' } });
     expect(checkpoints.map((c) => [c.step, c.epoch, c.final])).toEqual([[4, 1, false], [8, 1, false], [12, 2, false], [16, 2, true]]);
@@ -192,16 +210,97 @@ describe('training worker', () => {
       'checkpoint_saved',
       'checkpoint_saved',
       'epoch_completed',
+      'evaluated',
       'checkpoint_saved',
       'checkpoint_saved',
       'epoch_completed',
+      'evaluated',
       'checkpoint_saved',
       'succeeded',
     ]);
+    // Each evaluation at a step just checkpointed: the first is the best so far and names that checkpoint.
+    const evaluated = await db.jobEvent.findMany({ where: { jobId: reference, type: 'evaluated' }, orderBy: { id: 'asc' } });
+    expect(evaluated[0]!.data).toEqual({ step: 8, epoch: 1, checkpoint_id: checkpoints[1]!.id, knn_accuracy: knn[0]!.value, probe_accuracy: probe[0]!.value });
+    expect([checkpoints[1]!.id, final.id]).toContain(job.bestCheckpointId);
     const loaded = await db.jobEvent.findFirstOrThrow({ where: { jobId: reference, type: 'dataset_loaded' } });
     expect(loaded.data).toMatchObject({ images: IMAGES, eval_images: 64, knn_monitor: true, backend: { name: 'wasm' }, resumed_from_step: null });
     const message = await messageIn(reference, 'completed');
     expect(message.progress).toEqual({ step: 16, total_steps: 16, epoch: 2 });
+  });
+
+  it('measures the baselines once per dataset: a later job on the same data reuses them', async () => {
+    const cached = await db.datasetBaseline.findMany({ where: { datasetId: trainSetId } });
+    expect(cached).toHaveLength(1);
+    const measured = (await jobRow(reference)).latestMetrics as Record<string, number>;
+    expect(cached[0]!.values).toEqual({
+      raw_knn_accuracy: measured.baseline_raw_knn_accuracy,
+      raw_probe_accuracy: measured.baseline_raw_probe_accuracy,
+      random_knn_accuracy: measured.baseline_random_knn_accuracy,
+      random_probe_accuracy: measured.baseline_random_probe_accuracy,
+    });
+    // Marked, so that a reuse shows: a job that measured again would record the true figures.
+    const marked = { raw_knn_accuracy: 0.125, raw_probe_accuracy: 0.25, random_knn_accuracy: 0.375, random_probe_accuracy: 0.5 };
+    await db.datasetBaseline.updateMany({ where: { datasetId: trainSetId }, data: { values: marked } });
+    // A patience of 1 with a min_delta no accuracy can beat: the second evaluation stops the job.
+    const id = await createJob({ epochs: 5, evalDatasetId: evalSetId, earlyStopping: { metric: 'probe_accuracy', patience: 1, min_delta: 1 } });
+    const job = await jobIn(id, 'succeeded');
+    const latest = job.latestMetrics as Record<string, number>;
+    expect(Object.fromEntries(BASELINES.map((name) => [name.replace('baseline_', ''), latest[name]]))).toEqual(marked);
+    expect(await db.datasetBaseline.count({ where: { datasetId: trainSetId } })).toBe(1);
+
+    // Stopped early after epoch 2 of 5; its best checkpoint is the first evaluation's (step 8), which exists.
+    expect(job).toMatchObject({ step: 16, epoch: 2, totalSteps: 40 });
+    expect(await metricSteps(id, 'probe_accuracy')).toEqual([8, 16]);
+    const best = await db.checkpoint.findUniqueOrThrow({ where: { id: job.bestCheckpointId! } });
+    expect(best.step).toBe(8);
+    expect(await store.head(best.objectKey)).not.toBeNull();
+    const types = await eventTypes(id);
+    expect(types.slice(-3)).toEqual(['checkpoint_saved', 'early_stopped', 'succeeded']);
+    const stopped = await db.jobEvent.findFirstOrThrow({ where: { jobId: id, type: 'early_stopped' } });
+    const firstProbe = await db.metric.findFirstOrThrow({ where: { jobId: id, name: 'probe_accuracy', step: 8 } });
+    expect(stopped.data).toEqual({
+      step: 16,
+      epoch: 2,
+      metric: 'probe_accuracy',
+      best: firstProbe.value,
+      best_step: 8,
+      best_checkpoint_id: best.id,
+      patience: 1,
+    });
+    expect(stopped.message).toMatch(/probe_accuracy has not improved for 1 evaluation/);
+    const succeeded = await db.jobEvent.findFirstOrThrow({ where: { jobId: id, type: 'succeeded' } });
+    expect(succeeded.data).toMatchObject({ best_checkpoint_id: best.id });
+  });
+
+  it('saves a checkpoint for a best evaluation that falls between periodic checkpoints', async () => {
+    // 8 steps an epoch, a checkpoint every 3 steps: the epoch ends (step 8) between checkpoints 6 and 9.
+    const id = await createJob({ epochs: 1, evalDatasetId: evalSetId, enqueue: false });
+    await db.job.update({ where: { id }, data: { checkpointEvery: 3 } });
+    await enqueueTraining(queue, id);
+    const job = await jobIn(id, 'succeeded');
+    const checkpoints = await db.checkpoint.findMany({ where: { jobId: id }, orderBy: { step: 'asc' } });
+    expect(checkpoints.map((c) => [c.step, c.final])).toEqual([[3, false], [6, false], [8, true]]);
+    expect(job.bestCheckpointId).toBe(checkpoints[2]!.id);
+    const saved = await db.jobEvent.findMany({ where: { jobId: id, type: 'checkpoint_saved' }, orderBy: { id: 'asc' } });
+    expect(saved.map((e) => (e.data as { best: boolean }).best)).toEqual([false, false, true]);
+    // The evaluation's event follows its checkpoint, which it names.
+    expect((await eventTypes(id)).slice(-4)).toEqual(['epoch_completed', 'checkpoint_saved', 'evaluated', 'succeeded']);
+  });
+
+  it('aborts a collapsed run (feature_std under the threshold for the given steps) as failed, with a collapsed event', async () => {
+    // Normalised features of dim 16 have a std near 1/sqrt(16): never as much as 1.
+    const id = await createJob({ epochs: 5, collapse: { min_feature_std: 1, steps: 3 } });
+    const job = await jobIn(id, 'failed');
+    expect(job.errorCode).toBe('collapsed');
+    const std = await db.metric.findFirstOrThrow({ where: { jobId: id, name: 'feature_std', step: 3 } });
+    expect(job.errorMessage).toBe(
+      `training collapsed: feature_std ${std.value.toPrecision(3)} at step 3, below the threshold 1 for 3 consecutive steps`,
+    );
+    expect(job.step).toBe(3);
+    expect((await eventTypes(id)).slice(-3)).toEqual(['checkpoint_saved', 'collapsed', 'failed']);
+    const collapsed = await db.jobEvent.findFirstOrThrow({ where: { jobId: id, type: 'collapsed' } });
+    expect(collapsed.data).toEqual({ step: 3, feature_std: std.value, threshold: 1, steps: 3 });
+    await messageIn(id, 'failed');
   });
 
   it('cancels a running job within seconds, keeping a checkpoint of where it stopped', async () => {
@@ -288,6 +387,27 @@ describe('training worker', () => {
     expect(diff).toBeLessThanOrEqual(1e-5);
   });
 
+  it('continues early stopping after a resume from the evaluations recorded before it', async () => {
+    // No evaluation can gain min_delta 1, so with patience 2 the third evaluation stops the job (step 24)
+    // only if the first ones, recorded before the kill, still count after the resume.
+    const id = await createJob({ epochs: 6, evalDatasetId: evalSetId, earlyStopping: { metric: 'knn_accuracy', patience: 2, min_delta: 1 } });
+    await waitFor('the first evaluation and a later checkpoint', async () => {
+      const evaluated = await db.jobEvent.findFirst({ where: { jobId: id, type: 'evaluated' } });
+      return evaluated && db.checkpoint.findFirst({ where: { jobId: id, step: { gt: 8 } } });
+    });
+    const running = workers.at(-1)!;
+    running.proc.kill('SIGKILL');
+    await running.exited;
+    startWorker();
+    const job = await jobIn(id, 'succeeded', 180_000);
+    expect(job).toMatchObject({ step: 24, epoch: 3, attempts: 2 });
+    expect(await metricSteps(id, 'knn_accuracy')).toEqual([8, 16, 24]);
+    const best = await db.checkpoint.findUniqueOrThrow({ where: { id: job.bestCheckpointId! } });
+    expect(best.step).toBe(8);
+    const stopped = await db.jobEvent.findFirstOrThrow({ where: { jobId: id, type: 'early_stopped' } });
+    expect(stopped.data).toMatchObject({ step: 24, best_step: 8, best_checkpoint_id: best.id, patience: 2 });
+  }, 300_000);
+
   let requeuedId: string;
 
   it('on SIGTERM checkpoints the running job, puts it back in the queue without using an attempt, and exits 0', async () => {
@@ -312,13 +432,14 @@ describe('training worker', () => {
     await db.job.update({ where: { id: orphanedCancel }, data: { status: 'cancelling', workerId: 'gone', attempts: 1 } });
     startWorker();
     expect(await jobIn(orphanedCancel, 'cancelled')).toMatchObject({ attempts: 1 });
-    const [resumed, ran] = await Promise.all([jobIn(requeuedId, 'succeeded'), jobIn(fresh, 'succeeded')]);
+    // Two jobs, one after the other, on one worker (each starts a trainer process): more than one job's wait.
+    const [resumed, ran] = await Promise.all([jobIn(requeuedId, 'succeeded', 180_000), jobIn(fresh, 'succeeded', 180_000)]);
     expect(resumed).toMatchObject({ step: 32, attempts: 2 });
     expect(await metricSteps(requeuedId, 'loss')).toEqual(range(1, 32));
     const loaded = await db.jobEvent.findMany({ where: { jobId: requeuedId, type: 'dataset_loaded' }, orderBy: { id: 'asc' } });
     expect((loaded[1]!.data as { resumed_from_step: number }).resumed_from_step).toBeGreaterThan(0);
     expect(ran).toMatchObject({ step: 8, attempts: 1 });
-  });
+  }, 240_000);
 
   it('takes over a running job from another worker only once its heartbeat is stale', async () => {
     const id = await createJob({ epochs: 1, enqueue: false });

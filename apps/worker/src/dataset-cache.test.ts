@@ -8,7 +8,7 @@ import { DatasetError, tarArchive } from '@moco/data';
 import { createObjectStore, startTestS3Server, type ObjectStore, type ObjectStoreConfig, type TestS3Server } from '@moco/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinDataset, readStoredDataset, sweepDatasetCache, type DatasetCache } from './dataset-cache.js';
-import type { DatasetLocation } from './protocol.js';
+import type { DatasetLocation } from '@moco/contracts';
 
 const BYTES = 1000;
 const HOLDER = path.join(import.meta.dirname, 'testing/hold-dataset.ts');

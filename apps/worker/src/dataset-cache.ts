@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { DatasetError, readDataset, showFileAs, type ImageDataset, type ReadOptions } from '@moco/data';
 import { processAlive } from '@moco/service';
 import { ObjectNotFoundError, parseS3Uri, S3Store, type ObjectStore } from '@moco/storage';
-import { UserError, type DatasetLocation } from './protocol.js';
+import type { DatasetCacheConfig, DatasetLocation } from '@moco/contracts';
+import { UserError } from './protocol.js';
 
 /**
  * The worker's dataset cache, shared by every process that names the same folder:
@@ -24,10 +25,8 @@ import { UserError, type DatasetLocation } from './protocol.js';
  */
 const FOREIGN_LEFTOVER_MS = 24 * 3600_000;
 
-export interface DatasetCache {
-  dir: string;
-  maxBytes: number;
-}
+/** The cache's folder and bound, as the trainer child is told them. */
+export type DatasetCache = DatasetCacheConfig;
 
 export interface PinnedDataset {
   /** The dataset's bytes, under the object's own name, readable until `release`. */

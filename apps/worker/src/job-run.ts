@@ -1,10 +1,19 @@
-import type { ObjectStoreConfig } from '@moco/storage';
+import {
+  CollapseGuard,
+  EarlyStopping,
+  type BackendName,
+  type ChildMessage,
+  type DatasetLocation,
+  type ObjectStoreConfig,
+  type RunEnding as TrainerEnding,
+  type StartMessage,
+} from '@moco/contracts';
 import type { Db } from '@moco/db';
-import type { BackendName } from '@moco/moco';
+import { cachedBaselines, saveBaselines } from './baselines.js';
 import type { ClaimedJob } from './claim.js';
 import type { DatasetCache } from './dataset-cache.js';
 import { errorMessage, type Logger } from './log.js';
-import { checkpointPrefix, UserError, type ChildMessage, type DatasetLocation, type StartMessage } from './protocol.js';
+import { checkpointPrefix, UserError } from './protocol.js';
 import { LostJobError, RunRecorder } from './run-recorder.js';
 import { TrainerProcess } from './trainer-process.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -36,6 +45,8 @@ export type StopReason = 'cancel' | 'shutdown' | 'max_runtime';
 
 export type RunOutcome =
   | { kind: 'finished' }
+  /** The run ended itself: no improvement for its patience, or its features collapsed. */
+  | Extract<TrainerEnding, { kind: 'early_stopped' | 'collapsed' }>
   | { kind: 'stopped'; reason: StopReason }
   | { kind: 'failed'; userError: boolean; code: string; message: string }
   /** Another worker holds the job now: write nothing more. */
@@ -81,21 +92,28 @@ export class JobRun {
     // Still starting or loading (which can take seconds): nothing is trained, so nothing needs
     // saving. Whatever it reports from now on is dropped, so that a step it raced to finish
     // meanwhile (without a checkpoint) is not recorded either: a resume will do it again.
-    this.result = { type: 'done', stopped: true };
+    this.result = { type: 'done', ending: { kind: 'stopped' } };
     this.discarding = true;
     child.kill();
   }
 
   async execute(): Promise<RunOutcome> {
     const start = await startMessage(this.settings, this.job);
+    if (start.baselines) this.enqueue(() => this.recorder.baselines(start.baselines!));
     this.lastReport = performance.now();
-    this.child = new TrainerProcess(start, (message) => {
-      this.lastReport = performance.now();
-      if (this.discarding) return;
-      if (message.type === 'ready') this.training = true;
-      this.settings.metrics.report(message);
-      this.enqueue(() => this.onMessage(message));
-    });
+    this.child = new TrainerProcess(
+      start,
+      (message) => {
+        this.lastReport = performance.now();
+        if (this.discarding) return;
+        if (message.type === 'ready') this.training = true;
+        this.settings.metrics.report(message);
+        this.enqueue(() => this.onMessage(message));
+      },
+      (err) => {
+        this.failure ??= err;
+      },
+    );
     if (this.stopReason) this.stopChild(this.child);
     const flush = setInterval(() => this.enqueue(() => this.recorder.flush()), FLUSH_MS);
     const beat = setInterval(() => void this.check('heartbeat'), HEARTBEAT_MS);
@@ -111,8 +129,10 @@ export class JobRun {
     const result = this.result;
     if (!result) throw new Error(`the trainer process ended (${exit.signal ?? `exit code ${exit.code}`}) without a result`);
     if (result.type === 'failed') return { kind: 'failed', userError: result.userError, code: result.code, message: result.message };
-    if (!result.stopped) return { kind: 'finished' };
-    return { kind: 'stopped', reason: this.stopReason ?? 'shutdown' };
+    const { ending } = result;
+    if (ending.kind === 'completed') return { kind: 'finished' };
+    if (ending.kind === 'stopped') return { kind: 'stopped', reason: this.stopReason ?? 'shutdown' };
+    return ending;
   }
 
   /**
@@ -140,7 +160,10 @@ export class JobRun {
 
   private async onMessage(message: ChildMessage): Promise<void> {
     if (message.type === 'done' || message.type === 'failed') this.result = message;
-    else await this.recorder.record(message);
+    else if (message.type === 'baselines') {
+      await saveBaselines(this.settings.db, this.job, message.baselines, message.evalImages);
+      await this.recorder.baselines(message.baselines);
+    } else await this.recorder.record(message);
   }
 
   /** Acts on what the job's row asks for, read by the heartbeat or by a read between beats; one of each at a time. */
@@ -172,13 +195,22 @@ async function startMessage(settings: RunSettings, job: ClaimedJob): Promise<Sta
     if (ds && ds.status !== 'ready') throw new UserError('dataset_not_ready', `dataset ${ds.id} is ${ds.status}, not ready`);
   }
   // The newest checkpoint of this job, else the checkpoint it was started from, else none.
-  const own = await settings.db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { objectKey: true } });
+  const own = await settings.db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { objectKey: true, step: true } });
   const init =
     !own && job.initCheckpointId
       ? await settings.db.checkpoint.findUnique({ where: { id: job.initCheckpointId }, select: { objectKey: true } })
       : null;
   if (!own && job.initCheckpointId && !init) throw new UserError('checkpoint_not_found', `checkpoint ${job.initCheckpointId} does not exist`);
   const location = (ds: NonNullable<ClaimedJob['evalDataset']>): DatasetLocation => ({ id: ds.id, objectKey: ds.objectKey, uri: ds.uri });
+  const earlyStopping = job.earlyStopping === null ? null : EarlyStopping.parse(job.earlyStopping);
+  // This job's evaluations up to the state it resumes (of the metric that picks its best checkpoint).
+  const evaluations = own
+    ? await settings.db.metric.findMany({
+        where: { jobId: job.id, name: earlyStopping?.metric ?? 'knn_accuracy', step: { lte: own.step } },
+        orderBy: { step: 'asc' },
+        select: { step: true, value: true },
+      })
+    : [];
   return {
     type: 'start',
     storage: settings.storage,
@@ -193,5 +225,9 @@ async function startMessage(settings: RunSettings, job: ClaimedJob): Promise<Sta
     checkpointEvery: job.checkpointEvery,
     checkpointPrefix: checkpointPrefix(job.projectId, job.id),
     resumeKey: (own ?? init)?.objectKey ?? null,
+    earlyStopping,
+    collapse: job.collapse === null ? null : CollapseGuard.parse(job.collapse),
+    evaluations,
+    baselines: await cachedBaselines(settings.db, job),
   };
 }

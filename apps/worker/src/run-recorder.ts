@@ -1,5 +1,5 @@
 import { addJobEvent, newId, notifyJobUpdate, Prisma, type Db, type JobEventInput } from '@moco/db';
-import type { ChildMessage, EncoderInfo, TransformInfo } from './protocol.js';
+import type { Baselines, CheckpointEncoder, CheckpointTransform, ChildMessage, Evaluation } from '@moco/contracts';
 
 type Tx = Prisma.TransactionClient;
 
@@ -35,6 +35,7 @@ export interface RecordedJob {
   step: number;
   epoch: number;
   latestMetrics: Record<string, number>;
+  bestCheckpointId: string | null;
 }
 
 /**
@@ -47,9 +48,14 @@ export class RunRecorder {
   step: number;
   epoch: number;
   lastCheckpointId: string | null = null;
+  /** The checkpoint of the job's best evaluation (of any attempt), once there is one. */
+  bestCheckpointId: string | null;
+  private lastCheckpoint: { id: string; step: number } | null = null;
+  /** A best evaluation whose checkpoint the trainer is saving: its event waits for the checkpoint's id. */
+  private bestPending: (Evaluation & { step: number; epoch: number }) | null = null;
   private readonly latest: Record<string, number>;
   private readonly pending = new Map<string, MetricRow>();
-  private model: { transform: TransformInfo; encoder: EncoderInfo } | null = null;
+  private model: { transform: CheckpointTransform; encoder: CheckpointEncoder } | null = null;
 
   constructor(
     private readonly db: Db,
@@ -60,9 +66,20 @@ export class RunRecorder {
     this.step = job.step;
     this.epoch = job.epoch;
     this.latest = { ...job.latestMetrics };
+    this.bestCheckpointId = job.bestCheckpointId;
   }
 
-  async record(message: Exclude<ChildMessage, { type: 'done' | 'failed' }>): Promise<void> {
+  /** The dataset's baselines, as this job's metrics at step 0 (the job's progress does not move). */
+  async baselines(b: Baselines): Promise<void> {
+    for (const [name, value] of Object.entries(b)) {
+      const metric = `baseline_${name}`;
+      this.pending.set(`${metric}@0`, { name: metric, step: 0, epoch: 0, value });
+      this.latest[metric] = value;
+    }
+    await this.flush();
+  }
+
+  async record(message: Exclude<ChildMessage, { type: 'done' | 'failed' | 'baselines' }>): Promise<void> {
     switch (message.type) {
       case 'ready': {
         this.model = { transform: message.transform, encoder: message.encoder };
@@ -88,13 +105,23 @@ export class RunRecorder {
         return;
       }
       case 'epoch': {
-        const { step, epoch, loss, lr, imagesPerSecond, seconds, knnAccuracy } = message;
-        this.add(step, epoch, { epoch_loss: loss, images_per_s: imagesPerSecond, ...(knnAccuracy === null ? {} : { knn_accuracy: knnAccuracy }) });
-        return this.event({
+        const { step, epoch, loss, lr, imagesPerSecond, seconds, evaluation } = message;
+        const accuracies: Record<string, number> = evaluation ? { knn_accuracy: evaluation.knnAccuracy, probe_accuracy: evaluation.probeAccuracy } : {};
+        this.add(step, epoch, { epoch_loss: loss, images_per_s: imagesPerSecond, ...accuracies });
+        const percent = (v: number) => `${(100 * v).toFixed(2)}%`;
+        const shown = evaluation ? `, kNN accuracy ${percent(evaluation.knnAccuracy)}, linear probe ${percent(evaluation.probeAccuracy)}` : '';
+        await this.event({
           type: 'epoch_completed',
-          message: `epoch ${epoch} done: loss ${loss.toFixed(4)}${knnAccuracy === null ? '' : `, kNN accuracy ${(100 * knnAccuracy).toFixed(2)}%`}`,
-          data: { epoch, step, loss, lr, images_per_s: imagesPerSecond, seconds, knn_accuracy: knnAccuracy },
+          message: `epoch ${epoch} done: loss ${loss.toFixed(4)}${shown}`,
+          data: { epoch, step, loss: finite(loss), lr: finite(lr), images_per_s: imagesPerSecond, seconds, knn_accuracy: evaluation?.knnAccuracy ?? null, probe_accuracy: evaluation?.probeAccuracy ?? null },
         });
+        if (!evaluation) return;
+        // A best evaluation at a step just checkpointed names that checkpoint; otherwise the trainer saves one next.
+        if (evaluation.best && this.lastCheckpoint?.step !== step) {
+          this.bestPending = { ...evaluation, step, epoch };
+          return;
+        }
+        return this.ownerTransaction((tx) => this.evaluated(tx, { ...evaluation, step, epoch }, evaluation.best ? this.lastCheckpoint!.id : null));
       }
       case 'checkpoint':
         return this.checkpoint(message);
@@ -158,11 +185,29 @@ export class RunRecorder {
   }
 
   /** Events follow the metrics they report on: a reader who sees the event finds its rows. */
-  private async event(event: JobEventInput): Promise<void> {
+  async event(event: JobEventInput): Promise<void> {
+    await this.ownerTransaction((tx) => addJobEvent(tx, this.job.id, event));
+  }
+
+  private async ownerTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
     await this.flush();
-    await this.db.$transaction(async (tx) => {
+    return this.db.$transaction(async (tx) => {
       await this.checkOwner(tx);
-      await addJobEvent(tx, this.job.id, event);
+      return work(tx);
+    });
+  }
+
+  /** The `evaluated` event; a checkpoint id makes it the job's best checkpoint. */
+  private async evaluated(tx: Tx, e: Evaluation & { step: number; epoch: number }, checkpointId: string | null): Promise<void> {
+    if (checkpointId) {
+      await tx.job.update({ where: { id: this.job.id }, data: { bestCheckpointId: checkpointId } });
+      this.bestCheckpointId = checkpointId;
+    }
+    const best = checkpointId ? `; best so far, checkpoint ${checkpointId}` : '';
+    await addJobEvent(tx, this.job.id, {
+      type: 'evaluated',
+      message: `epoch ${e.epoch} evaluated: kNN accuracy ${(100 * e.knnAccuracy).toFixed(2)}%, linear probe ${(100 * e.probeAccuracy).toFixed(2)}%${best}`,
+      data: { step: e.step, epoch: e.epoch, checkpoint_id: checkpointId, knn_accuracy: e.knnAccuracy, probe_accuracy: e.probeAccuracy },
     });
   }
 
@@ -183,6 +228,7 @@ export class RunRecorder {
       transform: { ...this.model.transform },
       encoder: { ...this.model.encoder },
     };
+    const pending = c.best ? this.bestPending : null;
     this.lastCheckpointId = await this.db.$transaction(async (tx) => {
       await this.checkOwner(tx);
       const { id } = await tx.checkpoint.upsert({
@@ -194,14 +240,22 @@ export class RunRecorder {
       await addJobEvent(tx, this.job.id, {
         type: 'checkpoint_saved',
         message: `checkpoint at step ${c.step}${c.final ? ' (final)' : ''}`,
-        data: { checkpoint_id: id, step: c.step, epoch: c.epoch, final: c.final, bytes: c.bytes },
+        data: { checkpoint_id: id, step: c.step, epoch: c.epoch, final: c.final, best: c.best, bytes: c.bytes },
       });
+      if (pending) await this.evaluated(tx, pending, id);
       return id;
     });
+    if (pending) this.bestPending = null;
+    this.lastCheckpoint = { id: this.lastCheckpointId, step: c.step };
   }
 
   /** Locks the job row for the transaction, and stops it when the row no longer names this worker. */
   private async checkOwner(tx: Tx): Promise<void> {
     if (!(await this.heartbeat(tx))) throw new LostJobError(`job ${this.job.id} is no longer held by this worker`);
   }
+}
+
+/** JSON has no NaN: a diverged loss is null in an event's data (the metric row keeps NaN). */
+function finite(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
 }

@@ -2,15 +2,25 @@
 // worker's event loop stays free for BullMQ lock renewals, heartbeats and cancel checks while tfjs
 // computes. It does the object-store work (dataset, checkpoints) and reports everything else to the
 // worker, which alone writes to Postgres.
-import { Hyperparameters, toMocoConfig, type ResolvedHyperparameters } from '@moco/contracts';
+import {
+  Hyperparameters,
+  parseParentMessage,
+  toMocoConfig,
+  type Baselines,
+  type ChildMessage,
+  type DatasetLocation,
+  type ResolvedHyperparameters,
+  type RunEnding,
+  type StartMessage,
+} from '@moco/contracts';
 import { DatasetError, meanStd } from '@moco/data';
-import { checkConfig, initBackend } from '@moco/moco';
+import { checkConfig, initBackend, type MocoConfig } from '@moco/moco';
 import { childProcessLogger } from '@moco/service';
 import { createObjectStore } from '@moco/storage';
-import { train, type RunSettings, type TrainOptions } from '@moco/trainer';
+import { BestEvaluation, CollapseWatch, measureBaselines, train, type EvaluationSets, type RunSettings, type TrainOptions } from '@moco/trainer';
 import { z } from 'zod';
 import { readStoredDataset } from './dataset-cache.js';
-import { checkpointKey, UserError, type ChildMessage, type DatasetLocation, type ParentMessage, type StartMessage } from './protocol.js';
+import { checkpointKey, UserError } from './protocol.js';
 
 // Libraries' console output (tfjs's banner) as the worker's JSON log entries, not plain text.
 childProcessLogger('worker', 'trainer');
@@ -21,7 +31,13 @@ process.on('disconnect', () => process.exit(1));
 
 // The worker asks for a stop only once this child reported 'ready' (before that it kills it: nothing to save).
 const stop = new AbortController();
-process.on('message', (message: ParentMessage) => {
+process.on('message', (received: unknown) => {
+  let message;
+  try {
+    message = parseParentMessage(received);
+  } catch (err) {
+    return void send(failure(err)).finally(() => process.exit(1));
+  }
   if (message.type === 'stop') return stop.abort();
   void run(message)
     .catch(failure)
@@ -50,8 +66,10 @@ async function run(start: StartMessage): Promise<ChildMessage> {
   const read = (location: DatasetLocation) => readStoredDataset(store, start.cache, location, options);
   const trainSet = await read(start.train);
   const evalSet = start.eval ? await read(start.eval) : null;
-  // As in train:local: the un-augmented training images vote for the eval images.
-  const monitor = evalSet?.labels && trainSet.labels ? { bank: trainSet, test: evalSet, k: hp.knn_k, t: hp.knn_t } : undefined;
+  // As in train:local: the un-augmented training images vote for the eval images; the probe learns on the eval images.
+  const sets: EvaluationSets | null = evalSet?.labels && trainSet.labels ? { bank: trainSet, test: evalSet } : null;
+  const knn = { k: hp.knn_k, t: hp.knn_t };
+  const monitor = sets ? { ...sets, ...knn, probe: true } : undefined;
   const from: Partial<TrainOptions> = start.resumeKey
     ? { resume: new Uint8Array(await store.getBytes(start.resumeKey)), epochs: hp.epochs }
     : {
@@ -59,20 +77,35 @@ async function run(start: StartMessage): Promise<ChildMessage> {
         settings: { seed: start.seed, augmentation: hp.augmentation, transform: { size: hp.image_size, ...meanStd(trainSet) } },
       };
 
+  // The evaluation that picks the best checkpoint (and may stop the run early), continued from earlier attempts.
+  const early = start.earlyStopping;
+  const evaluations = new BestEvaluation(early?.min_delta ?? 0, start.evaluations);
+  const recorded = new Set(start.evaluations.map((e) => e.step));
+  const collapse = start.collapse ? new CollapseWatch(start.collapse.min_feature_std, start.collapse.steps) : null;
+  // A stop the run decides itself (early stop, collapse), beside the worker's.
+  const own = new AbortController();
+  let ending: RunEnding | null = null;
+  const end = (why: RunEnding) => {
+    ending ??= why;
+    own.abort();
+  };
+
   let step = 0;
   let epochs = 0;
+  let checkpointStep = -1;
+  let bestPending = false;
   const result = await train({
     train: trainSet,
     ...(monitor ? { monitor } : {}),
     ...from,
     checkpointEvery: start.checkpointEvery,
-    signal: stop.signal,
-    onStart: (moco, progress) => {
+    signal: AbortSignal.any([stop.signal, own.signal]),
+    onStart: async (moco, progress) => {
       step = progress.step;
       epochs = moco.config.epochs;
       const { transform } = progress.extra?.settings as RunSettings;
       const c = moco.config;
-      return send({
+      await send({
         type: 'ready',
         backend,
         images: trainSet.count,
@@ -82,23 +115,33 @@ async function run(start: StartMessage): Promise<ChildMessage> {
         encoder: { arch: c.arch, stem: c.stem, width: c.width, in_channels: c.inChannels, head: c.head, dim: c.dim },
         step,
       });
+      if (sets && !start.baselines) await send(await baselines(c, sets, transform, knn));
     },
     onStep: (s) => {
       step = s.step;
       const { loss, lr, pretextAccuracy, featureStd, images, seconds } = s;
+      if (collapse?.observe(featureStd)) {
+        end({ kind: 'collapsed', step, featureStd, threshold: collapse.threshold, steps: collapse.steps });
+      }
       return send({ type: 'step', step, epoch: s.epoch + 1, loss, lr, pretextAccuracy, featureStd, images, seconds });
     },
-    onEpoch: (e) =>
-      send({
-        type: 'epoch',
-        step,
-        epoch: e.epoch,
-        loss: e.loss,
-        lr: e.lr,
-        imagesPerSecond: e.imagesPerSecond,
-        seconds: e.seconds,
-        knnAccuracy: e.knnAccuracy ?? null,
-      }),
+    onEpoch: async (e) => {
+      let evaluation = null;
+      // An evaluation an earlier attempt already recorded (the resumed state was saved just before it) is not counted twice.
+      if (e.knnAccuracy !== undefined && e.probeAccuracy !== undefined && !recorded.has(step)) {
+        const value = early?.metric === 'probe_accuracy' ? e.probeAccuracy : e.knnAccuracy;
+        const best = evaluations.observe({ step, value });
+        evaluation = { knnAccuracy: e.knnAccuracy, probeAccuracy: e.probeAccuracy, best };
+        if (early && evaluations.exhausted(early.patience) && e.epoch < epochs) {
+          const { best: top } = evaluations;
+          end({ kind: 'early_stopped', step, epoch: e.epoch, metric: early.metric, best: top!.value, bestStep: top!.step, patience: early.patience });
+        }
+      }
+      await send({ type: 'epoch', step, epoch: e.epoch, loss: e.loss, lr: e.lr, imagesPerSecond: e.imagesPerSecond, seconds: e.seconds, evaluation });
+      // The best evaluation needs a checkpoint of its own state, unless one was just saved at its step (the worker marks that one).
+      bestPending = evaluation?.best === true && checkpointStep !== step;
+      return { checkpoint: bestPending };
+    },
     // The object first: a checkpoint row (written by the worker on this message) never names a missing object.
     onCheckpoint: async (state, progress) => {
       const key = checkpointKey(start.checkpointPrefix, progress.step);
@@ -108,11 +151,30 @@ async function run(start: StartMessage): Promise<ChildMessage> {
       const seconds = (performance.now() - started) / 1000;
       // A checkpoint taken at an epoch's end (before its report) still belongs to that epoch.
       const epoch = progress.batchInEpoch > 0 ? progress.epoch + 1 : progress.epoch;
-      await send({ type: 'checkpoint', step: progress.step, epoch, key, bytes: bytes.length, final: progress.epoch === epochs, seconds });
+      const best = bestPending;
+      bestPending = false;
+      checkpointStep = progress.step;
+      await send({ type: 'checkpoint', step: progress.step, epoch, key, bytes: bytes.length, final: progress.epoch === epochs, best, seconds });
     },
   });
   result.moco.dispose();
-  return { type: 'done', stopped: result.stopped };
+  // A collapse seen in the last steps ends the run as one too, even though no step was left to stop.
+  if (!result.stopped) return { type: 'done', ending: ending ?? { kind: 'completed' } };
+  // The worker's stop wins: it asked first, or the job was cancelled meanwhile.
+  return { type: 'done', ending: stop.signal.aborted || !ending ? { kind: 'stopped' } : ending };
+}
+
+/** Raw pixels and a randomly initialised encoder of this shape, evaluated as the job's encoder is. */
+async function baselines(config: MocoConfig, sets: EvaluationSets, transform: RunSettings['transform'], knn: { k: number; t: number }): Promise<ChildMessage> {
+  const started = performance.now();
+  const b = await measureBaselines(config, sets, transform, knn);
+  const measured: Baselines = {
+    raw_knn_accuracy: b.rawKnnAccuracy,
+    raw_probe_accuracy: b.rawProbeAccuracy,
+    random_knn_accuracy: b.randomKnnAccuracy,
+    random_probe_accuracy: b.randomProbeAccuracy,
+  };
+  return { type: 'baselines', baselines: measured, evalImages: sets.test.count, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The job's hyperparameters, checked again: a bad value is the job's fault, so it fails without retries. */

@@ -88,7 +88,7 @@ export class TrainingProcessor {
 
   private async finish(job: ClaimedJob, run: JobRun, outcome: RunOutcome, message: TrainingMessage, token?: string): Promise<Finish> {
     const { db } = this.settings;
-    const { step, lastCheckpointId } = run.recorder;
+    const { step, lastCheckpointId, bestCheckpointId } = run.recorder;
     // The job's own newest checkpoint, whichever attempt saved it: what a resume would continue.
     const newest = () => db.checkpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' }, select: { id: true, step: true } });
     const saved = (c: { id: string; step: number } | null) => (c ? `newest checkpoint: step ${c.step} (${c.id})` : 'no checkpoint was saved');
@@ -128,9 +128,43 @@ export class TrainingProcessor {
       case 'finished': {
         const ending = await endRunning('succeeded', {
           to: 'succeeded',
-          event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId } },
+          event: { type: 'succeeded', message: `finished after ${step} steps`, data: { step, checkpoint_id: lastCheckpointId, best_checkpoint_id: bestCheckpointId } },
           set: { finishedAt: new Date() },
         });
+        return ending ? { ending } : lost;
+      }
+      case 'early_stopped': {
+        const { metric, best, bestStep, patience, epoch } = outcome;
+        await run.recorder.event({
+          type: 'early_stopped',
+          message: `stopped early after epoch ${epoch}: ${metric} has not improved for ${patience} evaluation(s); best ${best.toFixed(4)} at step ${bestStep}`,
+          data: { step, epoch, metric, best, best_step: bestStep, best_checkpoint_id: bestCheckpointId, patience },
+        });
+        const ending = await endRunning('succeeded', {
+          to: 'succeeded',
+          event: {
+            type: 'succeeded',
+            message: `stopped early after ${step} steps`,
+            data: { step, checkpoint_id: lastCheckpointId, best_checkpoint_id: bestCheckpointId },
+          },
+          set: { finishedAt: new Date() },
+        });
+        return ending ? { ending } : lost;
+      }
+      case 'collapsed': {
+        const code = 'collapsed';
+        const std = outcome.featureStd;
+        const text =
+          `training collapsed: feature_std ${Number.isFinite(std) ? std.toPrecision(3) : std} at step ${outcome.step}, ` +
+          `below the threshold ${outcome.threshold} for ${outcome.steps} consecutive steps`;
+        await run.recorder.event({
+          type: 'collapsed',
+          message: text,
+          data: { step: outcome.step, feature_std: Number.isFinite(std) ? std : null, threshold: outcome.threshold, steps: outcome.steps },
+        });
+        const checkpoint = await newest();
+        const ending = await endRunning('failed', failed(code, text, { checkpoint_id: checkpoint?.id ?? null }));
+        if (ending === 'failed') return { ending, errorCode: code, settle: throwing(new UnrecoverableError(text)) };
         return ending ? { ending } : lost;
       }
       case 'stopped': {

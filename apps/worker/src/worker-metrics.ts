@@ -1,7 +1,7 @@
 // The worker's Prometheus metrics, in one place: runs, the processor and main.ts call these hooks
 // and know nothing of prom-client. Counters rather than rates: Prometheus computes rate() itself.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ChildMessage } from './protocol.js';
+import type { ChildMessage } from '@moco/contracts';
 
 /** How one run (attempt) of a job ended on this worker. */
 export type RunEnding = 'succeeded' | 'failed' | 'cancelled' | 'requeued' | 'lost';

@@ -17,3 +17,5 @@ export * from './rest-models.js';
 export * from './dataset-validation.js';
 export * from './rest-checkpoints.js';
 export * from './checkpoint-metadata.js';
+export * from './job-options.js';
+export * from './trainer-messages.js';

@@ -1,12 +1,14 @@
 import { CheckpointEncoder, CheckpointTransform } from './checkpoint-metadata.js';
 import { z } from 'zod';
+import { JOB_EVENT_DATA, JOB_EVENT_TYPES, type JobEventType } from './job-events.js';
+import { JobStatus } from './job-status.js';
 import { Hyperparameters, HyperparametersInput, MAX_TOTAL_STEPS } from './hyperparameters.js';
+import { CollapseGuard, EarlyStopping } from './job-options.js';
 import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
 import { CheckpointDownloads } from './rest-checkpoints.js';
 
-export const JOB_STATUS_VALUES = ['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
-export const JobStatus = z.enum(JOB_STATUS_VALUES);
-export type JobStatusValue = z.infer<typeof JobStatus>;
+export { JOB_STATUS_VALUES, JobStatus, type JobStatusValue } from './job-status.js';
+export { JOB_EVENT_DATA, JOB_EVENT_TYPES, JobEventType, parseJobEventData, type JobEventData } from './job-events.js';
 
 export const METADATA_MAX_KEYS = 32;
 
@@ -29,6 +31,8 @@ export const CreateJobRequest = z
       .min(1)
       .optional()
       .describe("continue this checkpoint's training state; only hyperparameters.epochs may be set (above the checkpoint's epoch)"),
+    early_stopping: EarlyStopping.optional(),
+    collapse: CollapseGuard.optional(),
   })
   .strict()
   .meta({ id: 'CreateJobRequest' });
@@ -60,6 +64,12 @@ export const Job = z
     checkpoint_every: z.number().int(),
     max_runtime_s: z.number().int().nullable(),
     from_checkpoint_id: z.string().nullable(),
+    early_stopping: EarlyStopping.nullable(),
+    collapse: CollapseGuard.nullable(),
+    best_checkpoint_id: z
+      .string()
+      .nullable()
+      .describe('the checkpoint of the best evaluation so far (needs a labelled eval dataset); promote it with POST /v1/models {checkpoint_id}'),
     progress: z.object({
       step: z.number().int(),
       total_steps: z.number().int(),
@@ -90,34 +100,31 @@ export const ListJobsQuery = PageQuery.extend({
   .catchall(z.string())
   .describe('also metadata.<key>=<value>: jobs whose metadata has that value (several are ANDed)');
 
-/** Every event a job's history can hold (job_events.type); the last three end it. */
-export const JOB_EVENT_TYPES = [
-  'created',
-  'started',
-  'dataset_loaded',
-  'epoch_completed',
-  'checkpoint_saved',
-  'cancel_requested',
-  'requeued',
-  'retrying',
-  'succeeded',
-  'failed',
-  'cancelled',
-] as const;
-export const JobEventType = z.enum(JOB_EVENT_TYPES);
-export type JobEventType = z.infer<typeof JobEventType>;
-
+/** One schema per event type, so generated clients know what each event's `data` holds. */
 export const JobEvent = z
-  .object({
-    id: z.number().int().describe('increasing; the SSE id'),
-    job_id: z.string(),
-    type: JobEventType,
-    message: z.string(),
-    data: z.record(z.string(), z.unknown()),
-    created_at: Timestamp,
-  })
+  .discriminatedUnion(
+    'type',
+    JOB_EVENT_TYPES.map((type) =>
+      z.object({
+        id: z.number().int().describe('increasing; the SSE id'),
+        job_id: z.string(),
+        type: z.literal(type),
+        message: z.string(),
+        data: JOB_EVENT_DATA[type],
+        created_at: Timestamp,
+      }),
+    ) as unknown as [JobEventOf<JobEventType>, ...JobEventOf<JobEventType>[]],
+  )
   .meta({ id: 'JobEvent' });
-export type JobEvent = z.infer<typeof JobEvent>;
+type JobEventOf<T extends JobEventType> = z.ZodObject<{
+  id: z.ZodNumber;
+  job_id: z.ZodString;
+  type: z.ZodLiteral<T>;
+  message: z.ZodString;
+  data: (typeof JOB_EVENT_DATA)[T];
+  created_at: typeof Timestamp;
+}>;
+export type JobEvent = { [T in JobEventType]: z.infer<JobEventOf<T>> }[JobEventType];
 
 export const JobEventPage = page(JobEvent);
 

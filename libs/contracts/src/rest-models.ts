@@ -5,7 +5,7 @@ import { Timestamp } from './rest-common.js';
 
 export const PromoteModelRequest = z
   .object({
-    checkpoint_id: z.string().min(1),
+    checkpoint_id: z.string().min(1).describe("any checkpoint of the project, e.g. a job's best_checkpoint_id (its best evaluation)"),
     alias: z.string().min(1).max(63).describe('e.g. production, staging: 1-63 of a-z, 0-9, ".", "_", "-"'),
   })
   .strict()

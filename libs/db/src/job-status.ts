@@ -1,4 +1,4 @@
-import { JOB_STATUS_VALUES, type JobEventType, type JobStatusValue } from '@moco/contracts';
+import { JOB_STATUS_VALUES, parseJobEventData, type JobEventData, type JobEventType, type JobStatusValue } from '@moco/contracts';
 import type { Db } from './client.js';
 import type { Prisma } from './generated/client.js';
 
@@ -14,11 +14,8 @@ export const JOB_UPDATES_CHANNEL = 'moco_job_updates';
 
 type Tx = Prisma.TransactionClient | Db;
 
-export interface JobEventInput {
-  type: JobEventType;
-  message: string;
-  data?: Prisma.InputJsonValue;
-}
+/** An event to record: its data is of its type's contract shape (checked again when written). */
+export type JobEventInput = { [T in JobEventType]: { type: T; message: string; data?: JobEventData<T> } }[JobEventType];
 
 /** Wakes live readers (SSE streams, dashboards) of this job; delivered when the transaction commits. */
 export async function notifyJobUpdate(tx: Tx, jobId: string): Promise<void> {
@@ -26,7 +23,8 @@ export async function notifyJobUpdate(tx: Tx, jobId: string): Promise<void> {
 }
 
 export async function addJobEvent(tx: Tx, jobId: string, event: JobEventInput): Promise<void> {
-  await tx.jobEvent.create({ data: { jobId, type: event.type, message: event.message, data: event.data ?? {} } });
+  const data = parseJobEventData(event.type, event.data ?? {}) as Prisma.InputJsonValue;
+  await tx.jobEvent.create({ data: { jobId, type: event.type, message: event.message, data } });
   await notifyJobUpdate(tx, jobId);
 }
 
@@ -51,7 +49,7 @@ export async function transitionJob(
       data: { ...change.set, status: change.to },
     });
     if (count === 0) return false;
-    await addJobEvent(tx, jobId, { ...change.event, data: { status: change.to, ...(change.event.data as object | undefined) } });
+    await addJobEvent(tx, jobId, { ...change.event, data: { status: change.to, ...change.event.data } } as JobEventInput);
     return true;
   });
 }

@@ -77,7 +77,7 @@ describe('transitionJob', () => {
     await db.job.create({
       data: { id: jobId, projectId, datasetId, hyperparameters: {}, seed: 0, checkpointEvery: 10, totalSteps: 5 },
     });
-    const start = { from: ['queued'] as const, to: 'running' as const, event: { type: 'started' as const, message: 'started' } };
+    const start = { from: ['queued'] as const, to: 'running' as const, event: { type: 'started' as const, message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } };
     const results = await Promise.all([transitionJob(db, jobId, start), transitionJob(db, jobId, start)]);
     expect(results.sort()).toEqual([false, true]);
     const events = await db.jobEvent.findMany({ where: { jobId } });

@@ -1,3 +1,7 @@
+/** The compute backends a trainer can run on, fastest first (a backend that cannot start falls back to the next). */
+export const BACKEND_NAMES = ['tensorflow', 'native', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
 /** Every knob of a MoCo model and its optimisation. Defaults: the CIFAR-10 demo recipe (small data). */
 export type Arch = 'resnet18' | 'resnet34' | 'resnet50';
 export type Stem = 'cifar' | 'imagenet';
@@ -97,3 +101,16 @@ export function checkConfig(c: MocoConfig): { field: string; message: string }[]
   need(c.bnEps > 0, 'bn_eps', 'must be positive');
   return problems;
 }
+
+/**
+ * How a job's encoder is evaluated at each epoch's end and how its baselines are measured; bounded so
+ * an evaluation stays a small part of an epoch. kNN: the un-augmented training images vote for the eval
+ * images (knn_k, knn_t of the job). Linear probe: a seeded subset of at most `maxImages` labelled eval
+ * images, split into a probe training part and a held-out part (`heldOut`, the accuracy reported);
+ * a softmax regression on the frozen, L2-normalised backbone features (SGD, momentum 0.9, lr x0.1 at
+ * 60% and 80% of the epochs). The random-encoder baseline uses weights drawn from `randomEncoderSeed`.
+ */
+export const EVALUATION_PROTOCOL = {
+  probe: { maxImages: 2000, heldOut: 0.25, epochs: 30, lr: 5, batchSize: 128, seed: 0 },
+  randomEncoderSeed: 0,
+} as const;

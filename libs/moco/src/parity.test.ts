@@ -6,7 +6,8 @@ import { cifarDemoDefaults, type MocoConfig } from './config.js';
 import { Moco } from './moco.js';
 import { Rng } from './rng.js';
 import { maxRelativeError } from './backend/test-support.js';
-import { withBackend, type BackendName } from './backend/select-backend.js';
+import { withBackend } from './backend/select-backend.js';
+import type { BackendName } from './config.js';
 import { findTorchPython, runReference } from './testing/torch-reference.js';
 import * as tf from './tf.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BackendName } from '../../moco/src/backend/select-backend.js';
+import type { BackendName } from '../../moco/src/config.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
 import { CONV_RESIDUAL_KERNEL as MOCO_CONV_RESIDUAL_KERNEL, foldedConv2d } from '../../moco/src/layers.js';
 import { CONV_RESIDUAL_KERNEL, loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';

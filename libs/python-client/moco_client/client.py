@@ -124,8 +124,11 @@ class Jobs:
         self._http = http
 
     def create(self, request: JSON, idempotency_key: Optional[str] = None) -> JSON:
-        """Queues a training job (``{"dataset_id", "hyperparameters", "metadata"}``). A random
-        Idempotency-Key is sent unless given, so that retries never create two."""
+        """Queues a training job (``{"dataset_id", "eval_dataset_id", "hyperparameters", "metadata",
+        "early_stopping": {"metric", "patience", "min_delta"}, "collapse": {"min_feature_std", "steps"}}``).
+        With a labelled eval dataset the job's ``best_checkpoint_id`` names its best evaluation's
+        checkpoint, which ``models.promote`` accepts. A random Idempotency-Key is sent unless given,
+        so that retries never create two."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return self._http.json("/v1/jobs", method="POST", json_body=request, headers=headers, retry=True)
 

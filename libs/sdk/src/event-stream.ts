@@ -14,8 +14,8 @@ export function isTerminalStatus(status: string): boolean {
 }
 
 export function isTerminalEvent(event: JobEvent): boolean {
-  const status = event.data.status;
-  return isTerminalStatus(typeof status === 'string' ? status : event.type);
+  const status = 'status' in event.data ? event.data.status : undefined;
+  return isTerminalStatus(status ?? event.type);
 }
 
 /**

@@ -1,8 +1,10 @@
+import type { ObjectStoreConfig } from '@moco/contracts';
 import { LocalFolderStore } from './local-store.js';
 import type { ObjectStore } from './object-store.js';
-import { S3Store, type S3StoreOptions } from './s3-store.js';
+import { S3Store } from './s3-store.js';
 
-export type ObjectStoreConfig = { kind: 'local'; root: string } | ({ kind: 's3' } & S3StoreOptions);
+// The shape is a contract: the worker hands it to its trainer processes.
+export type { ObjectStoreConfig };
 
 export function createObjectStore(config: ObjectStoreConfig): ObjectStore {
   switch (config.kind) {

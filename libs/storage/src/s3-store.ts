@@ -8,6 +8,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { ObjectStoreConfig } from '@moco/contracts';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import {
@@ -23,28 +24,9 @@ import {
   type PutResult,
 } from './object-store.js';
 
-export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
-
-export interface S3StoreOptions {
-  bucket: string;
-  /** Folder inside the bucket that keys are relative to (leading/trailing `/` ignored). */
-  prefix?: string;
-  /** For S3-compatible servers (MinIO, s3rver, ...); omit for AWS. */
-  endpoint?: string;
-  region: string;
-  /** Both or neither; when omitted the SDK's default credential chain is used. */
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  forcePathStyle?: boolean;
-  /**
-   * Default 'WHEN_REQUIRED': the SDK's 'WHEN_SUPPORTED' adds CRC32 headers/trailers (aws-chunked
-   * encoding) that many S3-compatible servers reject.
-   */
-  requestChecksumCalculation?: ChecksumMode;
-  responseChecksumValidation?: ChecksumMode;
-  /** Keys per ListObjectsV2 request (max and default 1000). */
-  listPageSize?: number;
-}
+/** An S3 store's settings: the contract's s3 object store config (see @moco/contracts). */
+export type S3StoreOptions = Omit<Extract<ObjectStoreConfig, { kind: 's3' }>, 'kind'>;
+export type ChecksumMode = NonNullable<S3StoreOptions['requestChecksumCalculation']>;
 
 /** Objects in an S3 (or S3-compatible) bucket, optionally under a key prefix. */
 export class S3Store implements ObjectStore {

@@ -7,19 +7,19 @@ export interface KnnMonitorOptions {
   t?: number;
 }
 
-function labelsOf(ds: ImageDataset, role: string): Int32Array {
+export function labelsOf(ds: ImageDataset, role: string): Int32Array {
   if (!ds.labels) throw new Error(`the kNN monitor needs a labelled ${role} dataset`);
   return ds.labels;
 }
 
-function classCount(...sets: Int32Array[]): number {
+export function classCount(...sets: Int32Array[]): number {
   let max = 0;
   for (const labels of sets) for (const l of labels) max = Math.max(max, l);
   return max + 1;
 }
 
 /** kNN top-1 of `test` given features of both sets as flat L2-normalised [n, dim] arrays. */
-async function knnTop1(
+export async function knnTop1(
   bank: ImageDataset,
   test: ImageDataset,
   features: { bank: Float32Array; test: Float32Array; dim: number },
@@ -54,12 +54,14 @@ export async function rawPixelKnnAccuracy(
   transform: EvalTransform,
   opts: KnnMonitorOptions = {},
 ): Promise<number> {
-  const flat = (ds: ImageDataset) => {
-    const out = new Float32Array(ds.pixels.length);
-    const c = ds.channels;
-    for (let i = 0; i < out.length; i++) out[i] = (ds.pixels[i]! / 255 - transform.mean[i % c]!) / transform.std[i % c]!;
-    return normalizeRows(out, ds.height * ds.width * c);
-  };
   const dim = bank.height * bank.width * bank.channels;
-  return knnTop1(bank, test, { bank: flat(bank), test: flat(test), dim }, opts);
+  return knnTop1(bank, test, { bank: rawPixelFeatures(bank, transform), test: rawPixelFeatures(test, transform), dim }, opts);
+}
+
+/** Each image's pixels, normalised as the evaluation transform does, as an L2-normalised row. */
+export function rawPixelFeatures(ds: ImageDataset, transform: EvalTransform): Float32Array {
+  const out = new Float32Array(ds.pixels.length);
+  const c = ds.channels;
+  for (let i = 0; i < out.length; i++) out[i] = (ds.pixels[i]! / 255 - transform.mean[i % c]!) / transform.std[i % c]!;
+  return normalizeRows(out, ds.height * ds.width * c);
 }

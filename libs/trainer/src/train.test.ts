@@ -120,6 +120,23 @@ describe('train', () => {
     stopped.moco.dispose();
   });
 
+  it("saves a checkpoint at an epoch's end when onEpoch asks for one, and the last one stands for the final state", async () => {
+    const saved: { step: number; epoch: number; batchInEpoch: number }[] = [];
+    const result = await train({
+      train: ds,
+      config,
+      settings,
+      onEpoch: (e) => ({ checkpoint: e.epoch >= 1 }),
+      onCheckpoint: (_, p) => void saved.push({ step: p.step, epoch: p.epoch, batchInEpoch: p.batchInEpoch }),
+    });
+    // One per epoch end (2 steps an epoch), and no second copy of the final state.
+    expect(saved).toEqual([
+      { step: 2, epoch: 1, batchInEpoch: 0 },
+      { step: 4, epoch: 2, batchInEpoch: 0 },
+    ]);
+    result.moco.dispose();
+  });
+
   it('continues a finished run for more epochs, and its checkpoints keep the new length', async () => {
     let finished: Uint8Array | null = null;
     const first = await train({ train: ds, config, settings, onCheckpoint: (s) => void (finished = s) });

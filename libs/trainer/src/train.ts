@@ -13,6 +13,7 @@ import {
 } from '@moco/moco';
 import { batchViews } from './batch-views.js';
 import type { EvalTransform } from './features.js';
+import { evaluateEncoder } from './evaluation.js';
 import { knnAccuracy, type KnnMonitorOptions } from './knn-monitor.js';
 
 /** What a run needs beyond the MoCo config; stored in every checkpoint so a resume needs nothing else. */
@@ -53,12 +54,19 @@ export interface EpochInfo {
   /** Seconds spent in training steps (augmentation included, kNN monitor excluded). */
   seconds: number;
   knnAccuracy?: number;
+  /** With `monitor.probe`: the linear probe's held-out accuracy (see EVALUATION_PROTOCOL). */
+  probeAccuracy?: number;
+}
+
+/** What the run does after an epoch's report: `checkpoint` saves the state at the epoch's end (e.g. its best evaluation). */
+export interface EpochAction {
+  checkpoint?: boolean;
 }
 
 export interface TrainOptions {
   train: ImageDataset;
-  /** Labelled datasets for the kNN monitor at the end of each epoch: `bank` votes for `test`. */
-  monitor?: { bank: ImageDataset; test: ImageDataset } & KnnMonitorOptions;
+  /** Labelled datasets for the kNN monitor at the end of each epoch: `bank` votes for `test`; `probe`: a linear probe on `test` too. */
+  monitor?: { bank: ImageDataset; test: ImageDataset; probe?: boolean } & KnnMonitorOptions;
   /** A new run... */
   config?: MocoConfig;
   settings?: RunSettings;
@@ -72,7 +80,7 @@ export interface TrainOptions {
   /** Called once with the model before the first step (e.g. to measure the untrained encoder). */
   onStart?: (moco: Moco, progress: TrainingProgress) => Promise<void> | void;
   onStep?: (info: StepInfo) => Promise<void> | void;
-  onEpoch?: (info: EpochInfo) => Promise<void> | void;
+  onEpoch?: (info: EpochInfo) => Promise<EpochAction | void> | EpochAction | void;
   /** Stops between steps (the loop yields to the event loop before each): a final checkpoint is saved and the result says `stopped`. */
   signal?: AbortSignal;
 }
@@ -165,13 +173,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       imagesPerSecond: sums.images / sums.seconds,
       seconds: sums.seconds,
     };
-    if (opts.monitor) {
-      info.knnAccuracy = await knnAccuracy(moco.query, opts.monitor.bank, opts.monitor.test, settings.transform, opts.monitor);
+    const { monitor } = opts;
+    if (monitor?.probe) {
+      const evaluated = await evaluateEncoder(moco.query, monitor, settings.transform, monitor);
+      info.knnAccuracy = evaluated.knnAccuracy;
+      info.probeAccuracy = evaluated.probeAccuracy;
+    } else if (monitor) {
+      info.knnAccuracy = await knnAccuracy(moco.query, monitor.bank, monitor.test, settings.transform, monitor);
     }
     progress = { ...progress, epoch: epoch + 1, batchInEpoch: 0, extra: { ...progress.extra, epochSums: undefined } };
-    await opts.onEpoch?.(info);
+    const action = await opts.onEpoch?.(info);
+    if (action?.checkpoint && opts.onCheckpoint) await checkpoint();
   }
-  if (opts.onCheckpoint) await checkpoint();
+  // The final state, unless the last epoch's end just saved it.
+  if (opts.onCheckpoint && (saved !== progress || progress.step === start.progress.step)) await checkpoint();
   return { moco, progress, settings, stopped: false };
 }
 

@@ -104,7 +104,7 @@ async function streamJobEvents({ repo, updates }: EventStreamDeps, opts: StreamO
           const event = toEventResource(row);
           write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
           lastEventId = event.id;
-          if (isTerminal(event.data.status ?? event.type)) {
+          if (isTerminal(('status' in event.data ? event.data.status : undefined) ?? event.type)) {
             await sendMetrics();
             return end();
           }

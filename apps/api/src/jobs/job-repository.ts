@@ -1,3 +1,4 @@
+import { parseJobEventData } from '@moco/contracts';
 import {
   JOB_UPDATES_CHANNEL,
   Prisma,
@@ -29,6 +30,8 @@ export interface NewJob {
   checkpointEvery: number;
   maxRuntimeS: number | null;
   initCheckpointId: string | null;
+  earlyStopping: object | null;
+  collapse: object | null;
   idempotencyKey: string | null;
   requestHash: string | null;
   totalSteps: number;
@@ -41,6 +44,8 @@ export interface JobFilter {
 }
 
 export type JobRepository = ReturnType<typeof createJobRepository>;
+
+const jsonOrNull = (value: object | null) => (value === null ? null : JSON.stringify(value));
 
 const inProject = (projectId: string | undefined) => (projectId === undefined ? {} : { projectId });
 
@@ -55,15 +60,16 @@ export function createJobRepository(db: Db) {
       await db.$executeRaw`
         WITH job AS (
           INSERT INTO jobs (id, project_id, dataset_id, eval_dataset_id, status, hyperparameters, seed, metadata,
-                            checkpoint_every, max_runtime_s, init_checkpoint_id, idempotency_key, request_hash, total_steps)
+                            checkpoint_every, max_runtime_s, init_checkpoint_id, early_stopping, collapse, idempotency_key, request_hash, total_steps)
           VALUES (${job.id}, ${job.projectId}, ${job.datasetId}, ${job.evalDatasetId}, ${job.status},
                   ${JSON.stringify(job.hyperparameters)}::jsonb, ${job.seed}, ${JSON.stringify(job.metadata)}::jsonb,
-                  ${job.checkpointEvery}, ${job.maxRuntimeS}, ${job.initCheckpointId}, ${job.idempotencyKey},
+                  ${job.checkpointEvery}, ${job.maxRuntimeS}, ${job.initCheckpointId},
+                  ${jsonOrNull(job.earlyStopping)}::jsonb, ${jsonOrNull(job.collapse)}::jsonb, ${job.idempotencyKey},
                   ${job.requestHash}, ${job.totalSteps})
           RETURNING id
         ), event AS (
           INSERT INTO job_events (job_id, type, message, data)
-          SELECT id, ${event.type}, ${event.message}, ${JSON.stringify(event.data ?? {})}::jsonb FROM job
+          SELECT id, ${event.type}, ${event.message}, ${JSON.stringify(parseJobEventData(event.type, event.data ?? {}))}::jsonb FROM job
         )
         SELECT pg_notify(${JOB_UPDATES_CHANNEL}, id) FROM job`;
       return db.job.findUniqueOrThrow({ where: { id: job.id } });

@@ -1,4 +1,4 @@
-import { checkpointDownloads, type Checkpoint, type CheckpointEncoder, type CheckpointTransform, type JobEventType, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
+import { checkpointDownloads, type Checkpoint, type CheckpointEncoder, type CheckpointTransform, type Job, type JobEvent, type JobStatusValue, type MetricSeries, type ResolvedHyperparameters } from '@moco/contracts';
 import { JOB_STATUSES, type CheckpointModel, type JobEventModel, type JobModel } from '@moco/db';
 import type { MetricRow } from './job-repository.js';
 
@@ -23,6 +23,10 @@ export function toJobResource(row: JobModel): Job {
     checkpoint_every: row.checkpointEvery,
     max_runtime_s: row.maxRuntimeS,
     from_checkpoint_id: row.initCheckpointId,
+    // Validated against the same contracts when the job was created.
+    early_stopping: row.earlyStopping as Job['early_stopping'],
+    collapse: row.collapse as Job['collapse'],
+    best_checkpoint_id: row.bestCheckpointId,
     progress: {
       step: row.step,
       total_steps: row.totalSteps,
@@ -47,12 +51,12 @@ export function toEventResource(row: JobEventModel): JobEvent {
   return {
     id: Number(row.id),
     job_id: row.jobId,
-    // Written through libs/db's JobEventInput, typed by the same list.
-    type: row.type as JobEventType,
+    // Written through libs/db's addJobEvent, which checks each type's data against the same contract.
+    type: row.type,
     message: row.message,
-    data: row.data as Record<string, unknown>,
+    data: row.data,
     created_at: row.createdAt.toISOString(),
-  };
+  } as JobEvent;
 }
 
 export function toCheckpointResource(row: CheckpointModel): Checkpoint {

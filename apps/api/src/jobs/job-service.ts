@@ -109,6 +109,9 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
     }
     if (datasetId === undefined) throw invalidParameter('dataset_id', 'required (unless from_checkpoint_id is given)');
     const dataset = await readyDataset(projectId, datasetId, 'dataset_id');
+    if (body.early_stopping && evalDatasetId === undefined) {
+      throw invalidParameter('early_stopping', 'needs a labelled eval_dataset_id: it stops on the evaluation of each epoch');
+    }
     if (evalDatasetId !== undefined) {
       const evalDataset = await readyDataset(projectId, evalDatasetId, 'eval_dataset_id');
       if (!evalDataset.labelled) throw invalidParameter('eval_dataset_id', 'must be labelled: the kNN monitor needs labels');
@@ -195,6 +198,8 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
             checkpointEvery: body.checkpoint_every,
             maxRuntimeS: body.max_runtime_s ?? null,
             initCheckpointId: p.initCheckpointId,
+            earlyStopping: body.early_stopping ?? null,
+            collapse: body.collapse ?? null,
             idempotencyKey: idempotencyKey ?? null,
             requestHash: idempotencyKey !== undefined ? requestHash : null,
             totalSteps: p.totalSteps,

@@ -1,4 +1,4 @@
-import { API_ERROR_CODES } from '@moco/contracts';
+import { API_ERROR_CODES, JOB_EVENT_TYPES } from '@moco/contracts';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bearer, useTestApp } from '../testing/test-app.js';
@@ -87,6 +87,16 @@ describe('the OpenAPI document', () => {
     const events = doc.paths['/v1/jobs/{id}/events']!.get!.responses['200']!.content!;
     expect(Object.keys(events)).toEqual(['application/json', 'text/event-stream']);
     expect(events['text/event-stream']!.example).toMatch(/^id: 1\nevent: created\ndata: \{/);
+  });
+
+  it("documents each job event type with its own data schema", () => {
+    const event = doc.components.schemas.JobEvent as { oneOf?: { properties: { type: { const: string }; data: { properties: Record<string, unknown>; required?: string[] } } }[] };
+    expect(event.oneOf?.map((e) => e.properties.type.const)).toEqual([...JOB_EVENT_TYPES]);
+    const data = (type: string) => event.oneOf!.find((e) => e.properties.type.const === type)!.properties.data;
+    expect(Object.keys(data('evaluated').properties).sort()).toEqual(['checkpoint_id', 'epoch', 'knn_accuracy', 'probe_accuracy', 'step']);
+    expect(data('collapsed').required).toEqual(expect.arrayContaining(['step', 'feature_std', 'threshold', 'steps']));
+    const job = doc.components.schemas.Job!.properties!;
+    expect(Object.keys(job)).toEqual(expect.arrayContaining(['early_stopping', 'collapse', 'best_checkpoint_id']));
   });
 
   it('documents the metadata filter in the deepObject form, which the API accepts', async () => {

@@ -2,7 +2,7 @@
 // named in its argument (JSON) and holds it until it is killed.
 import { createObjectStore, type ObjectStoreConfig } from '@moco/storage';
 import { pinDataset, type DatasetCache } from '../dataset-cache.js';
-import type { DatasetLocation } from '../protocol.js';
+import type { DatasetLocation } from '@moco/contracts';
 
 const { storage, cache, location } = JSON.parse(process.argv[2]!) as { storage: ObjectStoreConfig; cache: DatasetCache; location: DatasetLocation };
 const pinned = await pinDataset(createObjectStore(storage), cache, location);

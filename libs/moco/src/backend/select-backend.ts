@@ -3,9 +3,8 @@ import path from 'node:path';
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BACKEND_NAMES, type BackendName } from '../config.js';
 import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
-
-export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface BackendChoice {
   name: BackendName;
@@ -25,8 +24,7 @@ export interface InitBackendOptions {
   log?: (line: string) => void;
 }
 
-/** Fastest first; a backend that cannot start falls back to the next one. */
-const CHAIN: readonly BackendName[] = ['tensorflow', 'native', 'wasm', 'cpu'];
+const CHAIN: readonly BackendName[] = BACKEND_NAMES;
 
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 

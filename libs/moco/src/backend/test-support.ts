@@ -1,6 +1,7 @@
 import { Rng } from '../rng.js';
 import * as tf from '../tf.js';
-import { withBackend, type BackendName } from './select-backend.js';
+import type { BackendName } from '../config.js';
+import { withBackend } from './select-backend.js';
 
 export interface Readback {
   shape: number[];

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../tf.js';
-import { initBackend, withBackend, type BackendName } from './select-backend.js';
+import type { BackendName } from '../config.js';
+import { initBackend, withBackend } from './select-backend.js';
 import { maxRelativeError, readOn, seeded } from './test-support.js';
 
 const PARAM_SHAPES: Record<string, number[]> = {

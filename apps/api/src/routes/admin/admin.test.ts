@@ -74,7 +74,7 @@ describe('admin routes', () => {
     expect(await t.current.queue.getJob(queued.id)).toBeUndefined();
 
     const running = await aliceJob();
-    await transitionJob(t.current.db, running.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
+    await transitionJob(t.current.db, running.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } });
     const requested = await call(admin, `/v1/jobs/${running.id}/cancel`, 'POST');
     expect(requested).toMatchObject({ status: 202, body: { status: 'cancelling' } });
   });

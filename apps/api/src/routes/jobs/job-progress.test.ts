@@ -84,7 +84,7 @@ async function openStream(jobId: string, opts: { headers?: Record<string, string
 describe('GET /v1/jobs/:id/events', () => {
   it('pages events by id', async () => {
     const jobId = await newJob();
-    for (let i = 1; i <= 4; i++) await addJobEvent(t.current.db, jobId, { type: 'epoch_completed', message: `epoch ${i}`, data: { epoch: i } });
+    for (let i = 1; i <= 4; i++) await addJobEvent(t.current.db, jobId, { type: 'epoch_completed', message: `epoch ${i}`, data: { epoch: i, step: i, loss: 5.4, lr: 0.03, images_per_s: 100, seconds: 1, knn_accuracy: null, probe_accuracy: null } });
     const first = await get(`/v1/jobs/${jobId}/events?limit=3`);
     expect(first.data.map((e: { type: string }) => e.type)).toEqual(['created', 'epoch_completed', 'epoch_completed']);
     expect(first.has_more).toBe(true);
@@ -105,7 +105,7 @@ describe('GET /v1/jobs/:id/events', () => {
     expect(created!.id).toBe(String(created!.data.id));
 
     // The worker's side: each of these commits and notifies on its own.
-    await transitionJob(db, jobId, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
+    await transitionJob(db, jobId, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } });
     expect(await stream.next()).toMatchObject({ event: 'started', data: { data: { status: 'running' } } });
     await writeMetrics(jobId, [['loss', 2, 5.5], ['lr', 2, 0.06]]);
     expect(await stream.next()).toEqual({
@@ -115,11 +115,11 @@ describe('GET /v1/jobs/:id/events', () => {
     // Epoch-end metrics land on a step already sent.
     await writeMetrics(jobId, [['epoch_loss', 2, 5.4]]);
     expect(await stream.next()).toMatchObject({ event: 'metrics', data: { data: [{ name: 'epoch_loss', points: [[2, 5.4]] }] } });
-    await addJobEvent(db, jobId, { type: 'epoch_completed', message: 'epoch 1 done' });
+    await addJobEvent(db, jobId, { type: 'epoch_completed', message: 'epoch 1 done', data: { epoch: 1, step: 1, loss: 5.4, lr: 0.03, images_per_s: 100, seconds: 1, knn_accuracy: null, probe_accuracy: null } });
     expect(await stream.next()).toMatchObject({ event: 'epoch_completed' });
     await writeMetrics(jobId, [['loss', 3, Number.NaN]]);
     expect(await stream.next()).toMatchObject({ event: 'metrics', data: { data: [{ name: 'loss', points: [[3, null]] }] } });
-    await transitionJob(db, jobId, { from: ['running'], to: 'succeeded', event: { type: 'succeeded', message: 'done' } });
+    await transitionJob(db, jobId, { from: ['running'], to: 'succeeded', event: { type: 'succeeded', message: 'done', data: { step: 1, checkpoint_id: null } } });
     const last = await stream.next();
     expect(last).toMatchObject({ event: 'succeeded' });
     expect(await stream.next()).toBeUndefined();

@@ -95,6 +95,30 @@ describe('POST /v1/jobs', () => {
     expect(ok.json().eval_dataset_id).toBe(datasetId);
   });
 
+  it('takes early stopping (which needs an eval dataset) and a collapse guard, with their defaults', async () => {
+    const lone = await post({ dataset_id: datasetId, hyperparameters: small, early_stopping: { patience: 2 } });
+    expect(lone.statusCode).toBe(400);
+    expect(lone.json().error).toMatchObject({ param: 'early_stopping', message: expect.stringMatching(/eval_dataset_id/) });
+    const bad = await post({ dataset_id: datasetId, hyperparameters: small, collapse: { min_feature_std: 0 } });
+    expect(bad.statusCode).toBe(400);
+    expect(JSON.stringify(bad.json().error)).toMatch(/collapse\.min_feature_std/);
+    const ok = await post({
+      dataset_id: datasetId,
+      eval_dataset_id: datasetId,
+      hyperparameters: small,
+      early_stopping: { metric: 'probe_accuracy', patience: 2 },
+      collapse: { min_feature_std: 0.01 },
+    });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json()).toMatchObject({
+      early_stopping: { metric: 'probe_accuracy', patience: 2, min_delta: 0 },
+      collapse: { min_feature_std: 0.01, steps: 50 },
+      best_checkpoint_id: null,
+    });
+    const row = await t.current.db.job.findUniqueOrThrow({ where: { id: ok.json().id } });
+    expect(row).toMatchObject({ earlyStopping: { metric: 'probe_accuracy', patience: 2, min_delta: 0 }, collapse: { min_feature_std: 0.01, steps: 50 } });
+  });
+
   it('replays a repeated Idempotency-Key and refuses it for another body', async () => {
     const body = { dataset_id: datasetId, hyperparameters: small, seed: 7 };
     const first = await post(body, { 'idempotency-key': 'k-1' });
@@ -267,7 +291,7 @@ describe('POST /v1/jobs/:id/cancel', () => {
 
   it('asks the worker to stop a running job (cancelling), idempotently', async () => {
     const job = (await post({ dataset_id: datasetId, hyperparameters: small })).json();
-    await transitionJob(t.current.db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started' } });
+    await transitionJob(t.current.db, job.id, { from: ['queued'], to: 'running', event: { type: 'started', message: 'started', data: { attempt: 1, worker_id: 'test-worker' } } });
     const cancel = () => t.current.app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel`, headers: bearer(key) });
     const first = await cancel();
     expect(first.statusCode).toBe(202);
