@@ -65,6 +65,12 @@ export const apiEnv = {
   RATE_LIMIT_EXPENSIVE_MAX: positiveInt(30),
   /** ...and requests without a valid key per client address (an unauthenticated flood, key guessing). */
   RATE_LIMIT_UNAUTHENTICATED_MAX: positiveInt(60),
+  /**
+   * How long an API key lookup is reused; a revocation, rotation or deletion ends it within
+   * milliseconds (Postgres NOTIFY from an api_keys trigger), and job creation re-checks the key in
+   * its own statement. 0: every request looks its key up.
+   */
+  API_KEY_CACHE_S: z.coerce.number().int().min(0).default(60),
   /** A client must send its request line and headers within this (slowloris defence). */
   API_HEADERS_TIMEOUT_MS: positiveInt(30_000),
   /** ...and its whole request, body included, within this (an upload of MAX_UPLOAD_BYTES must fit). */

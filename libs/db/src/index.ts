@@ -17,3 +17,4 @@ export { Prisma } from './generated/client.js';
 export type * from './generated/models.js';
 export { API_KEY_CHANGES_CHANNEL, apiKeyUsable, hashApiKey } from './api-keys.js';
 export { listen, type Listener, type ListenHandlers } from './listen.js';
+export { ApiKeyCache, watchApiKeyChanges, type UsableKey } from './api-key-cache.js';
