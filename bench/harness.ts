@@ -119,7 +119,7 @@ async function child(spec: BenchSpec, job: Job): Promise<void> {
  * whatever the machine has: a wasm 'Aborted()' with this near 4096 ran out of memory. (The module's
  * typings omit Emscripten's HEAPU8.)
  */
-function wasmHeapMb(): number {
+export function wasmHeapMb(): number {
   const module = (tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array };
   return round(module.HEAPU8.length / 2 ** 20);
 }

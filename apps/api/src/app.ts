@@ -17,6 +17,7 @@ import { createEventStreams } from './jobs/event-stream.js';
 import { createJobRepository } from './jobs/job-repository.js';
 import { createJobService } from './jobs/job-service.js';
 import { createJobUpdates } from './jobs/job-updates.js';
+import { fitsWorkers } from './jobs/worker-memory.js';
 import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
 import { createModelService } from './models/model-service.js';
@@ -61,7 +62,14 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const datasetRepo = createDatasetRepository(db);
   const datasets = createDatasetService({ repo: datasetRepo, store, config });
   const jobRepo = createJobRepository(db);
-  const jobs = createJobService({ repo: jobRepo, datasets: datasetRepo, queue, log: app.log, jobsCreated: metrics.jobsCreated });
+  const jobs = createJobService({
+    repo: jobRepo,
+    datasets: datasetRepo,
+    queue,
+    log: app.log,
+    jobsCreated: metrics.jobsCreated,
+    fitsWorkers: fitsWorkers(config),
+  });
   const updates = createJobUpdates(config.DATABASE_URL, app.log);
   const streams = createEventStreams({ repo: jobRepo, updates });
   const health = createHealthService({ db, queue, store, log: app.log });

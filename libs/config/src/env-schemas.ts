@@ -79,6 +79,13 @@ export const apiEnv = {
   MAX_CONCURRENT_UPLOADS: positiveInt(2),
   /** The Retry-After (seconds) of that 503. */
   UPLOAD_RETRY_AFTER_S: positiveInt(10),
+  /**
+   * What the training workers run on, so that a job that cannot fit them is refused at creation:
+   * their backend (TRAIN_BACKEND as it resolves there; wasm's heap stops at 4 GiB)...
+   */
+  WORKER_FLEET_BACKEND: z.enum(['tensorflow', 'native', 'wasm', 'cpu']).default('native'),
+  /** ...and the memory (MiB) one training step may take on a worker; unset: only the backend's own cap. */
+  WORKER_FLEET_MEMORY_MB: z.coerce.number().int().positive().optional(),
 };
 
 /**

@@ -97,3 +97,4 @@ export function checkConfig(c: MocoConfig): { field: string; message: string }[]
   need(c.bnEps > 0, 'bn_eps', 'must be positive');
   return problems;
 }
+export { BACKEND_MEMORY_CAP_BYTES, estimateTrainingMemory, MEMORY_MODEL, type TrainingMemoryEstimate } from './memory-estimate.js';

@@ -23,6 +23,7 @@ import type { Principal } from '../shared/scope.js';
 import { withTimeout } from '@moco/service';
 import type { InsertOutcome, JobFilter, JobRepository } from './job-repository.js';
 import { ReadyDatasets } from './ready-datasets.js';
+import type { CheckFitsWorkers } from './worker-memory.js';
 import { toCheckpointResource, toEventResource, toJobResource, toSeries } from './job-resources.js';
 
 export type CreateJobBody = z.output<typeof CreateJobRequest>;
@@ -36,6 +37,8 @@ export interface JobServiceDeps {
   queue: TrainingQueue;
   log: FastifyBaseLogger;
   jobsCreated: Counter;
+  /** Refuses (422) a job whose training step would not fit the workers' memory. */
+  fitsWorkers: CheckFitsWorkers;
 }
 
 /** What a new job row needs besides its identity. */
@@ -68,7 +71,7 @@ function isUniqueViolation(err: unknown): boolean {
 
 export type JobService = ReturnType<typeof createJobService>;
 
-export function createJobService({ repo, datasets, queue, log, jobsCreated }: JobServiceDeps) {
+export function createJobService({ repo, datasets, queue, log, jobsCreated, fitsWorkers }: JobServiceDeps) {
   const readyDatasets = new ReadyDatasets((projectId, id) => datasets.findById(projectId, id));
 
   /** `fresh`: read the row again rather than trust the cache. */
@@ -125,6 +128,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
     const shape = { height: dataset.height!, width: dataset.width!, channels: dataset.channels!, imageCount: dataset.imageCount! };
     const { value, problems } = resolveHyperparameters(input, shape);
     if (problems.length > 0) throw invalidParameters(problems.map((p) => ({ param: p.field, message: p.message })));
+    fitsWorkers(value, shape.channels);
     return {
       datasetId,
       evalDatasetId: evalDatasetId ?? null,
