@@ -6,8 +6,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { cifarDemoDefaults, estimateTrainingMemory, initBackend, Moco, Rng, tf, type MocoConfig } from '@moco/moco';
-import { wasmHeapMb } from './harness.js';
+import { cifarDemoDefaults, estimateTrainingMemory, initBackend, Moco, Rng, tf, wasmHeapBytes, type MocoConfig } from '@moco/moco';
 
 interface Case {
   width: number;
@@ -42,7 +41,7 @@ async function measure(c: Case): Promise<void> {
     const profile = await tf.profile(() => void moco.step(xq!, xk!, config.lr, rng));
     tensorPeak = Math.max(tensorPeak, profile.peakBytes);
   }
-  process.stdout.write(JSON.stringify({ heap_mb: wasmHeapMb(), tensor_peak_mb: mb(tensorPeak) }));
+  process.stdout.write(JSON.stringify({ heap_mb: mb(wasmHeapBytes()), tensor_peak_mb: mb(tensorPeak) }));
 }
 
 async function main(): Promise<void> {

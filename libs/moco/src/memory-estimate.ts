@@ -4,19 +4,24 @@ import { resnetPlan } from './resnet-plan.js';
 const FLOAT_BYTES = 4;
 
 /**
- * Peak memory of one training step (Moco.step), by the calibration in bench/memory-estimate.ts:
- * measured wasm heaps of real steps fitted as
+ * Peak memory of one training step (Moco.step), by the calibration in bench/memory-estimate.ts
+ * (`npm run -s bench:memory`): measured wasm heaps of real steps (widths 8 to 32, batches 32 to
+ * 128, 28 and 32 pixels) fitted as
  *   BASE_BYTES + PARAMETER_COPIES * parameters + queue + ACTIVATION_COPIES * batch * activations.
  * `activations` counts one float per element of every convolution's output for one image (each is
  * followed by batch norm and most by a ReLU, whose outputs the backward pass keeps as well).
  */
 export const MEMORY_MODEL = {
-  /** The backend's own memory before any tensor (wasm module, stacks, scratch). */
-  BASE_BYTES: 32 * 2 ** 20,
-  /** Query and key weights, gradients, SGD momentum, and the momentum update's temporaries. */
+  /** The backend's own memory before any tensor (wasm module, stacks, scratch); fitted. */
+  BASE_BYTES: 24 * 2 ** 20,
+  /** Query and key weights, gradients, SGD momentum, and the momentum update's temporaries (counted, not fitted). */
   PARAMETER_COPIES: 5,
-  /** Kept per convolution output element by the query pass's tape and the key pass (fitted). */
-  ACTIVATION_COPIES: 6,
+  /**
+   * Floats kept per convolution output element: the query pass's tape (convolution, batch-norm
+   * intermediates, ReLU) and its gradients, plus the key pass. Fitted (16.5 by least squares),
+   * rounded up so that the estimate stays at or above every measured heap.
+   */
+  ACTIVATION_COPIES: 17,
 };
 
 export interface TrainingMemoryEstimate {
