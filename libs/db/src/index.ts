@@ -1,4 +1,4 @@
-export { createDb, type Db } from './client.js';
+export { createDb, sqlPool, type Db } from './client.js';
 export { hasPrefix, newId, type IdPrefix } from './ids.js';
 export {
   addJobEvent,

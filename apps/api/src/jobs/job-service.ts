@@ -11,9 +11,10 @@ import {
   type Page,
   type ResolvedHyperparameters,
 } from '@moco/contracts';
-import { newId, Prisma, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
+import { newId, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
 import { addTraining, type TrainingQueue } from '@moco/queue';
 import type { FastifyBaseLogger } from 'fastify';
+import pg from 'pg';
 import type { Counter } from 'prom-client';
 import type { z } from 'zod';
 import type { DatasetRepository } from '../datasets/dataset-repository.js';
@@ -62,11 +63,9 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A unique index (here: project + idempotency key) refused the row of a raw insert. */
+/** A unique index (here: project + idempotency key) refused the row (the insert runs on node-postgres). */
 function isUniqueViolation(err: unknown): boolean {
-  if (!(err instanceof Prisma.PrismaClientKnownRequestError)) return false;
-  const cause = (err.meta?.driverAdapterError as { cause?: { kind?: string } } | undefined)?.cause;
-  return cause?.kind === 'UniqueConstraintViolation';
+  return err instanceof pg.DatabaseError && err.code === '23505';
 }
 
 export type JobService = ReturnType<typeof createJobService>;
