@@ -54,6 +54,8 @@ async function serve(): Promise<void> {
     LOG_LEVEL: 'warn',
     RATE_LIMIT_MAX: unlimited,
     RATE_LIMIT_EXPENSIVE_MAX: unlimited,
+    // A fleet with a memory limit, so that each job's memory estimate is checked (the benchmark's jobs fit).
+    WORKER_FLEET_BACKEND: 'wasm',
   });
   const logger = pino({ level: 'warn' });
   const db = createDb(database.url, { maxConnections: POOL_SIZE });
