@@ -77,7 +77,7 @@ async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', () => updates.close());
   app.addHook('onClose', () => keyChanges.close());
-  // Serve with the key cache on where Postgres answers at once; until it listens, keys are read per request.
+  // Serve once the key listener is up (it turns the cache on), or after 2 s without it: until then each request reads its key.
   app.addHook('onReady', () =>
     withTimeout(keyChanges.ready, KEY_LISTENER_START_MS, 'API key change listener').catch((err: unknown) => app.log.warn({ err }, 'serving without the key cache for now')),
   );
