@@ -1,5 +1,6 @@
-// `npm run -s bench:api`: job submissions per second through the API (POST /v1/jobs: auth, validation,
-// hyperparameter resolution, insert of the job and its event, enqueue) against a bare Fastify route
+// `npm run -s bench:api`: job submissions per second through the API (POST /v1/jobs: auth with its
+// revocation check, both rate limits, validation, hyperparameter resolution, the workers' memory
+// check, insert of the job and its event, enqueue) against a bare Fastify route
 // doing one Postgres insert with the same pool size, in the same run. Prints one JSON object.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +54,8 @@ async function serve(): Promise<void> {
     LOG_LEVEL: 'warn',
     RATE_LIMIT_MAX: unlimited,
     RATE_LIMIT_EXPENSIVE_MAX: unlimited,
+    // A fleet with a memory limit, so that each job's memory estimate is checked (the benchmark's jobs fit).
+    WORKER_FLEET_BACKEND: 'wasm',
   });
   const logger = pino({ level: 'warn' });
   const db = createDb(database.url, { maxConnections: POOL_SIZE });
@@ -161,7 +164,7 @@ async function main(): Promise<void> {
     const api = await load(servers.api, { method: 'POST', headers: { ...headers, authorization: `Bearer ${servers.key}` }, body }, o);
     const report = {
       bench: 'api',
-      what: 'POST /v1/jobs (auth, validation, job + event insert, enqueue) vs a bare route with one Postgres insert',
+      what: 'POST /v1/jobs (auth and revocation, rate limits, validation, memory check, job + event insert, enqueue) vs a bare route with one Postgres insert',
       concurrency: o.concurrency,
       pool_size: POOL_SIZE,
       api,

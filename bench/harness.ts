@@ -4,8 +4,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cifarDemoDefaults, initBackend, tf, type BackendName, type MocoConfig } from '@moco/moco';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { cifarDemoDefaults, initBackend, tf, wasmHeapBytes, type BackendName, type MocoConfig } from '@moco/moco';
 import { findTorchPython } from '../libs/moco/src/testing/torch-reference.js';
 
 /** CIFAR-sized inputs, 3 channels (cifarDemoDefaults.inChannels). */
@@ -107,21 +106,11 @@ async function child(spec: BenchSpec, job: Job): Promise<void> {
     ...outcome,
     backend: choice.name,
     backend_detail: choice.detail,
-    wasm_heap_mb: choice.name === 'wasm' ? wasmHeapMb() : undefined,
+    wasm_heap_mb: choice.name === 'wasm' ? round(wasmHeapBytes() / 2 ** 20) : undefined,
     tfjs: tf.version_core,
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
   };
   process.stdout.write(JSON.stringify(result) + '\n');
-}
-
-/**
- * Size of the wasm backend's heap, which only grows, so this is its peak. 32-bit wasm caps it at 4 GiB
- * whatever the machine has: a wasm 'Aborted()' with this near 4096 ran out of memory. (The module's
- * typings omit Emscripten's HEAPU8.)
- */
-function wasmHeapMb(): number {
-  const module = (tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array };
-  return round(module.HEAPU8.length / 2 ** 20);
 }
 
 const list = (s: string) => s.split(',').map((x) => Number.parseInt(x, 10));

@@ -1,7 +1,8 @@
 import { dashboard } from '@moco/dashboard';
-import type { Db } from '@moco/db';
+import { ApiKeyCache, watchApiKeyChanges, type ApiKeyModel, type Db } from '@moco/db';
 import type { createRedis, TrainingQueue } from '@moco/queue';
 import type { EmbeddingClient } from '@moco/models';
+import { withTimeout } from '@moco/service';
 import type { ObjectStore } from '@moco/storage';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -16,6 +17,7 @@ import { createEventStreams } from './jobs/event-stream.js';
 import { createJobRepository } from './jobs/job-repository.js';
 import { createJobService } from './jobs/job-service.js';
 import { createJobUpdates } from './jobs/job-updates.js';
+import { fitsWorkers } from './jobs/worker-memory.js';
 import { createKeyRepository } from './keys/key-repository.js';
 import { createKeyService } from './keys/key-service.js';
 import { createModelService } from './models/model-service.js';
@@ -32,6 +34,8 @@ import datasetRoutes from './routes/datasets/index.js';
 import healthRoutes from './routes/health/index.js';
 import jobRoutes from './routes/jobs/index.js';
 import modelRoutes from './routes/models/index.js';
+
+const KEY_LISTENER_START_MS = 2_000;
 
 /** What the API is built from; whoever creates these (main.ts, a test) also closes them. */
 export interface AppDeps {
@@ -52,17 +56,31 @@ export interface AppDeps {
 async function mocoApi(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const { db, store, queue, config } = deps;
   const metrics = createMetrics();
-  const keys = createKeyService(createKeyRepository(db), app.log);
+  const keyCache = new ApiKeyCache<ApiKeyModel>(config.API_KEY_CACHE_S * 1000);
+  const keyChanges = watchApiKeyChanges(config.DATABASE_URL, keyCache, app.log);
+  const keys = createKeyService(createKeyRepository(db), app.log, keyCache);
   const datasetRepo = createDatasetRepository(db);
   const datasets = createDatasetService({ repo: datasetRepo, store, config });
   const jobRepo = createJobRepository(db);
-  const jobs = createJobService({ repo: jobRepo, datasets: datasetRepo, queue, log: app.log, jobsCreated: metrics.jobsCreated });
+  const jobs = createJobService({
+    repo: jobRepo,
+    datasets: datasetRepo,
+    queue,
+    log: app.log,
+    jobsCreated: metrics.jobsCreated,
+    fitsWorkers: fitsWorkers(config),
+  });
   const updates = createJobUpdates(config.DATABASE_URL, app.log);
   const streams = createEventStreams({ repo: jobRepo, updates });
   const health = createHealthService({ db, queue, store, log: app.log });
   const models = createModelService({ db, embedder: deps.embedder ?? null, embedTimeoutMs: 30_000 });
   app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', () => updates.close());
+  app.addHook('onClose', () => keyChanges.close());
+  // Serve once the key listener is up (it turns the cache on), or after 2 s without it: until then each request reads its key.
+  app.addHook('onReady', () =>
+    withTimeout(keyChanges.ready, KEY_LISTENER_START_MS, 'API key change listener').catch((err: unknown) => app.log.warn({ err }, 'serving without the key cache for now')),
+  );
   app.addHook('onClose', async () => datasets.close());
 
   registerErrorHandling(app);

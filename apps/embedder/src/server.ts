@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { embedderEnv } from '@moco/config';
-import { API_KEY_CHANGES_CHANNEL, listen, type Db } from '@moco/db';
+import { ApiKeyCache, watchApiKeyChanges, type Db } from '@moco/db';
 import {
   EMBEDDING_SERVICE,
   embeddingServiceDefinition,
@@ -84,7 +84,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     (pass) => forward.embed(pass),
     metrics,
   );
-  const auth = new ApiKeyAuth(db, config.EMBED_KEY_CACHE_S * 1000);
+  const auth = new ApiKeyAuth(db, new ApiKeyCache(config.EMBED_KEY_CACHE_S * 1000));
   const decodeBudget = new DecodeBudget({ perRequest: config.EMBED_MAX_REQUEST_PIXELS, inFlight: config.EMBED_MAX_DECODING_PIXELS });
   const logUnexpected = (error: unknown) => log.error({ err: error }, 'request failed');
 
@@ -204,14 +204,7 @@ export async function startEmbedder(config: EmbedderConfig, deps: EmbedderDeps):
     onConnect: () => void registry.refreshAll(),
     onError: (error) => log.warn({ err: error }, 'model update listener lost its connection; reconnecting'),
   });
-  const keyListener = listen(deps.databaseUrl, API_KEY_CHANGES_CHANNEL, {
-    onNotification: (secretHash) => auth.forget(secretHash),
-    onConnect: () => auth.watching(true),
-    onError: (error) => {
-      auth.watching(false);
-      log.warn({ err: error }, 'API key change listener lost its connection; keys are looked up on every call until it is back');
-    },
-  });
+  const keyListener = watchApiKeyChanges(deps.databaseUrl, auth.cache, log);
   const listeners = [modelListener, keyListener];
   const poll = setInterval(() => void registry.refreshAll(), config.EMBED_POLL_INTERVAL_S * 1000);
   const host = config.EMBED_HOST.includes(':') ? `[${config.EMBED_HOST}]` : config.EMBED_HOST;

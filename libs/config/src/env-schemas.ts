@@ -65,6 +65,12 @@ export const apiEnv = {
   RATE_LIMIT_EXPENSIVE_MAX: positiveInt(30),
   /** ...and requests without a valid key per client address (an unauthenticated flood, key guessing). */
   RATE_LIMIT_UNAUTHENTICATED_MAX: positiveInt(60),
+  /**
+   * How long an API key lookup is reused; a revocation, rotation or deletion ends it within
+   * milliseconds (Postgres NOTIFY from an api_keys trigger), and job creation re-checks the key in
+   * its own statement. 0: every request looks its key up.
+   */
+  API_KEY_CACHE_S: z.coerce.number().int().min(0).default(60),
   /** A client must send its request line and headers within this (slowloris defence). */
   API_HEADERS_TIMEOUT_MS: positiveInt(30_000),
   /** ...and its whole request, body included, within this (an upload of MAX_UPLOAD_BYTES must fit). */
@@ -73,6 +79,13 @@ export const apiEnv = {
   MAX_CONCURRENT_UPLOADS: positiveInt(2),
   /** The Retry-After (seconds) of that 503. */
   UPLOAD_RETRY_AFTER_S: positiveInt(10),
+  /**
+   * What the training workers run on, so that a job that cannot fit them is refused at creation:
+   * their backend (TRAIN_BACKEND as it resolves there; wasm's heap stops at 4 GiB)...
+   */
+  WORKER_FLEET_BACKEND: z.enum(['tensorflow', 'native', 'wasm', 'cpu']).default('native'),
+  /** ...and the memory (MiB) one training step may take on a worker; unset: only the backend's own cap. */
+  WORKER_FLEET_MEMORY_MB: z.coerce.number().int().positive().optional(),
 };
 
 /**

@@ -17,6 +17,7 @@ export const API_ERROR_CODES = [
   'headers_too_large',
   'idempotency_conflict',
   'job_finished',
+  'model_too_large',
   'key_revoked',
   'rate_limited',
   'embedder_unavailable',

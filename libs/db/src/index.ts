@@ -1,4 +1,4 @@
-export { createDb, type Db } from './client.js';
+export { createDb, sqlPool, type Db } from './client.js';
 export { hasPrefix, newId, type IdPrefix } from './ids.js';
 export {
   addJobEvent,
@@ -17,3 +17,4 @@ export { Prisma } from './generated/client.js';
 export type * from './generated/models.js';
 export { API_KEY_CHANGES_CHANNEL, apiKeyUsable, hashApiKey } from './api-keys.js';
 export { listen, type Listener, type ListenHandlers } from './listen.js';
+export { ApiKeyCache, watchApiKeyChanges, type UsableKey } from './api-key-cache.js';

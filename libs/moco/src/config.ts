@@ -114,3 +114,5 @@ export const EVALUATION_PROTOCOL = {
   probe: { maxImages: 2000, heldOut: 0.25, epochs: 30, lr: 5, batchSize: 128, seed: 0 },
   randomEncoderSeed: 0,
 } as const;
+
+export { BACKEND_MEMORY_CAP_BYTES, estimateTrainingMemory, MEMORY_MODEL, type TrainingMemoryEstimate } from './memory-estimate.js';

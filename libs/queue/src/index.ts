@@ -1,4 +1,5 @@
 export {
+  addTraining,
   createRedis,
   createTrainingQueue,
   enqueueTraining,

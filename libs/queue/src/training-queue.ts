@@ -33,6 +33,11 @@ export async function enqueueTraining(queue: TrainingQueue, jobId: string): Prom
     if (state !== 'completed' && state !== 'failed') return;
     await existing.remove();
   }
+  await addTraining(queue, jobId);
+}
+
+/** Adds the message of a job that has none (a job created just now): one Redis round trip. */
+export async function addTraining(queue: TrainingQueue, jobId: string): Promise<void> {
   await queue.add(
     'train',
     { jobId },

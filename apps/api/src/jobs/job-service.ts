@@ -12,9 +12,10 @@ import {
   type Page,
   type ResolvedHyperparameters,
 } from '@moco/contracts';
-import { newId, Prisma, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
-import { enqueueTraining, type TrainingQueue } from '@moco/queue';
+import { newId, TERMINAL_STATUSES, type DatasetModel, type JobModel } from '@moco/db';
+import { addTraining, type TrainingQueue } from '@moco/queue';
 import type { FastifyBaseLogger } from 'fastify';
+import pg from 'pg';
 import type { Counter } from 'prom-client';
 import type { z } from 'zod';
 import type { DatasetRepository } from '../datasets/dataset-repository.js';
@@ -22,7 +23,9 @@ import { ApiError, invalidParameter, invalidParameters, notFound } from '../shar
 import { toPage } from '../shared/pagination.js';
 import type { Principal } from '../shared/scope.js';
 import { withTimeout } from '@moco/service';
-import type { JobFilter, JobRepository } from './job-repository.js';
+import type { InsertOutcome, JobFilter, JobRepository } from './job-repository.js';
+import { ReadyDatasets } from './ready-datasets.js';
+import type { CheckFitsWorkers } from './worker-memory.js';
 import { toCheckpointResource, toEventResource, toJobResource, toSeries } from './job-resources.js';
 
 export type CreateJobBody = z.output<typeof CreateJobRequest>;
@@ -36,6 +39,8 @@ export interface JobServiceDeps {
   queue: TrainingQueue;
   log: FastifyBaseLogger;
   jobsCreated: Counter;
+  /** Refuses (422) a job whose training step would not fit the workers' memory. */
+  fitsWorkers: CheckFitsWorkers;
 }
 
 /** What a new job row needs besides its identity. */
@@ -59,25 +64,26 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A unique index (here: project + idempotency key) refused the row of a raw insert. */
+/** A unique index (here: project + idempotency key) refused the row (the insert runs on node-postgres). */
 function isUniqueViolation(err: unknown): boolean {
-  if (!(err instanceof Prisma.PrismaClientKnownRequestError)) return false;
-  const cause = (err.meta?.driverAdapterError as { cause?: { kind?: string } } | undefined)?.cause;
-  return cause?.kind === 'UniqueConstraintViolation';
+  return err instanceof pg.DatabaseError && err.code === '23505';
 }
 
 export type JobService = ReturnType<typeof createJobService>;
 
-export function createJobService({ repo, datasets, queue, log, jobsCreated }: JobServiceDeps) {
-  async function readyDataset(projectId: string, id: string, param: string): Promise<DatasetModel> {
-    const ds = await datasets.findById(projectId, id);
+export function createJobService({ repo, datasets, queue, log, jobsCreated, fitsWorkers }: JobServiceDeps) {
+  const readyDatasets = new ReadyDatasets((projectId, id) => datasets.findById(projectId, id));
+
+  /** `fresh`: read the row again rather than trust the cache. */
+  async function readyDataset(projectId: string, id: string, param: string, fresh: boolean): Promise<DatasetModel> {
+    const ds = await readyDatasets.find(projectId, id, fresh);
     if (!ds) throw invalidParameter(param, `no dataset ${id} in this project`);
     if (ds.status !== 'ready') throw invalidParameter(param, `dataset ${id} is ${ds.status}, not ready`);
     return ds;
   }
 
   /** Validates the request against the datasets (and the checkpoint it continues) and resolves the hyperparameters. */
-  async function plan(projectId: string, body: CreateJobBody): Promise<JobPlan> {
+  async function plan(projectId: string, body: CreateJobBody, fresh: boolean): Promise<JobPlan> {
     let input: HyperparametersInput = body.hyperparameters ?? {};
     let datasetId = body.dataset_id;
     let evalDatasetId = body.eval_dataset_id;
@@ -108,12 +114,12 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
       initCheckpointId = checkpoint.id;
     }
     if (datasetId === undefined) throw invalidParameter('dataset_id', 'required (unless from_checkpoint_id is given)');
-    const dataset = await readyDataset(projectId, datasetId, 'dataset_id');
+    const dataset = await readyDataset(projectId, datasetId, 'dataset_id', fresh);
     if (body.early_stopping && evalDatasetId === undefined) {
       throw invalidParameter('early_stopping', 'needs a labelled eval_dataset_id: it stops on the evaluation of each epoch');
     }
     if (evalDatasetId !== undefined) {
-      const evalDataset = await readyDataset(projectId, evalDatasetId, 'eval_dataset_id');
+      const evalDataset = await readyDataset(projectId, evalDatasetId, 'eval_dataset_id', fresh);
       if (!evalDataset.labelled) throw invalidParameter('eval_dataset_id', 'must be labelled: the kNN monitor needs labels');
       if (evalDataset.channels !== dataset.channels) {
         throw invalidParameter(
@@ -125,6 +131,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
     const shape = { height: dataset.height!, width: dataset.width!, channels: dataset.channels!, imageCount: dataset.imageCount! };
     const { value, problems } = resolveHyperparameters(input, shape);
     if (problems.length > 0) throw invalidParameters(problems.map((p) => ({ param: p.field, message: p.message })));
+    fitsWorkers(value, shape.channels);
     return {
       datasetId,
       evalDatasetId: evalDatasetId ?? null,
@@ -177,45 +184,54 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
      */
     async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
       const projectId = principal.projectId;
-      const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
+      const requestHash = idempotencyKey === undefined ? null : createHash('sha256').update(canonicalJson(body)).digest('hex');
       if (idempotencyKey !== undefined) {
         const prior = await repo.findByIdempotencyKey(projectId, idempotencyKey);
-        if (prior) return replay(prior, requestHash);
+        if (prior) return replay(prior, requestHash!);
       }
-      const p = await plan(projectId, body);
-      let row: JobModel;
+      /** Plans (from cached datasets unless `fresh`) and inserts; the insert re-checks the key and the datasets. */
+      const planAndInsert = async (fresh: boolean): Promise<InsertOutcome> => {
+        const p = await plan(projectId, body, fresh);
+        const job = {
+          id: newId('job'),
+          projectId,
+          datasetId: p.datasetId,
+          evalDatasetId: p.evalDatasetId,
+          status: 'queued' as const,
+          hyperparameters: p.hyperparameters,
+          seed: p.seed,
+          metadata: body.metadata ?? {},
+          checkpointEvery: body.checkpoint_every,
+          maxRuntimeS: body.max_runtime_s ?? null,
+          initCheckpointId: p.initCheckpointId,
+          earlyStopping: body.early_stopping ?? null,
+          collapse: body.collapse ?? null,
+          idempotencyKey: idempotencyKey ?? null,
+          requestHash,
+          totalSteps: p.totalSteps,
+        };
+        return repo.insertWithEvent(job, { type: 'created', message: 'job created', data: { status: 'queued' } }, principal.keyId);
+      };
+      let outcome: InsertOutcome;
       try {
-        row = await repo.insertWithEvent(
-          {
-            id: newId('job'),
-            projectId,
-            datasetId: p.datasetId,
-            evalDatasetId: p.evalDatasetId,
-            status: 'queued',
-            hyperparameters: p.hyperparameters,
-            seed: p.seed,
-            metadata: body.metadata ?? {},
-            checkpointEvery: body.checkpoint_every,
-            maxRuntimeS: body.max_runtime_s ?? null,
-            initCheckpointId: p.initCheckpointId,
-            earlyStopping: body.early_stopping ?? null,
-            collapse: body.collapse ?? null,
-            idempotencyKey: idempotencyKey ?? null,
-            requestHash: idempotencyKey !== undefined ? requestHash : null,
-            totalSteps: p.totalSteps,
-          },
-          { type: 'created', message: 'job created', data: { status: 'queued' } },
-        );
+        outcome = await planAndInsert(false);
+        // A cached dataset is gone: planning from fresh rows names the reason.
+        if (outcome.keyUsable && !outcome.datasetsReady) outcome = await planAndInsert(true);
       } catch (err) {
         if (idempotencyKey !== undefined && isUniqueViolation(err)) {
           const winner = await repo.findByIdempotencyKey(projectId, idempotencyKey);
-          if (winner) return replay(winner, requestHash);
+          if (winner) return replay(winner, requestHash!);
         }
         throw err;
       }
+      // Revoked (or expired) after the key was cached, before the notification reached this process.
+      if (!outcome.keyUsable) throw new ApiError(401, 'unauthorized', 'invalid or revoked API key');
+      if (!outcome.job) throw invalidParameter('dataset_id', 'a dataset of this job was deleted while it was created');
+      const row = outcome.job;
       jobsCreated.inc();
       try {
-        await withTimeout(enqueueTraining(queue, row.id), REDIS_TIMEOUT_MS, 'enqueue');
+        // The id is new, so no message can exist under it yet (enqueueTraining's check is not needed).
+        await withTimeout(addTraining(queue, row.id), REDIS_TIMEOUT_MS, 'enqueue');
       } catch (err) {
         // Postgres is the source of truth: the job stays queued there, and the worker's reconciler
         // enqueues queued jobs that have no message, so the client still gets its job.

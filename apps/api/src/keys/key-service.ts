@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ApiKey, CreatedApiKey, Page, RotatedApiKey } from '@moco/contracts';
-import { apiKeyUsable, hashApiKey, type ApiKeyModel } from '@moco/db';
+import { ApiKeyCache, hashApiKey, type ApiKeyModel } from '@moco/db';
 import type { FastifyBaseLogger } from 'fastify';
 import { toPage } from '../shared/pagination.js';
 import { ApiError, notFound } from '../shared/api-error.js';
@@ -49,7 +49,11 @@ export function toApiKey(row: ApiKeyModel): ApiKey {
 
 export type KeyService = ReturnType<typeof createKeyService>;
 
-export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
+/**
+ * `cache`: lookups reused while its owner keeps it told of key changes (see app.ts); without one
+ * (scripts, tests of other things) each verification reads the key.
+ */
+export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger, cache = new ApiKeyCache<ApiKeyModel>(0)) {
   async function issue(key: { projectId: string; name: string; role: Role }): Promise<{ row: ApiKeyModel; secret: string }> {
     const { secret, row } = newSecret(key);
     return { row: await repo.insertKey(row), secret };
@@ -87,10 +91,15 @@ export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
       return toPage(rows, query.limit, (r) => r.id, toApiKey);
     },
 
-    /** Refused from the next request on (keys are not cached); revoking twice keeps the first time. */
+    /**
+     * Refused from this process's next request on, and by other replicas (and the embedder) once the
+     * api_keys trigger's notification reaches them; revoking twice keeps the first time.
+     */
     async revoke(id: string): Promise<ApiKey> {
       if (!(await repo.revoke(id, new Date()))) throw notFound('API key', id);
-      return toApiKey(await existing(id));
+      const row = await existing(id);
+      cache.forget(row.secretHash);
+      return toApiKey(row);
     },
 
     /** A new secret for the same project, name and role; the old key is revoked, or expires after the grace period. */
@@ -100,16 +109,20 @@ export function createKeyService(repo: KeyRepository, log: FastifyBaseLogger) {
       const { secret, row } = newSecret({ projectId: old.projectId, name: old.name, role: roleOf(old.role) });
       const rotated = await repo.rotate(id, row, now, gracePeriodS > 0 ? new Date(now.getTime() + gracePeriodS * 1000) : null);
       if (!rotated) throw new ApiError(409, 'key_revoked', `API key ${id} is revoked or was rotated already: rotate its replacement`);
+      cache.forget(rotated.previous.secretHash);
       return { ...toApiKey(rotated.created), key: secret, previous: toApiKey(rotated.previous) };
     },
 
     /** The caller behind a key, or null for an unknown, revoked or expired one. */
     async verify(secret: string): Promise<Principal | null> {
       if (!secret.startsWith(KEY_PREFIX)) return null;
-      const key = await repo.findBySecretHash(hashApiKey(secret));
+      const hash = hashApiKey(secret);
+      const key = await cache.get(hash, () => repo.findBySecretHash(hash));
+      if (!key) return null;
       const now = new Date();
-      if (!key || !apiKeyUsable(key, now)) return null;
       if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > TOUCH_INTERVAL_MS) {
+        // Noted on the (possibly cached) row too, so the next minute's requests don't write again.
+        key.lastUsedAt = now;
         repo.touch(key.id, now).catch((err: unknown) => log.warn({ err, keyId: key.id }, 'could not record key use'));
       }
       return { keyId: key.id, projectId: key.projectId, role: roleOf(key.role) };

@@ -30,7 +30,7 @@ const ERRORS: Record<string, string> = {
   '404': '`not_found`: nothing by that id in the key\'s project',
   '409': '`idempotency_conflict`, `job_finished` or `key_revoked`',
   '413': '`payload_too_large`: the body is over the limit',
-  '422': '`invalid_dataset`: the file was read and refused (`param` names the entry)',
+  '422': '`invalid_dataset`: the file was read and refused (`param` names the entry); `model_too_large`: the job\'s training step would not fit the workers\' memory',
   '429': '`rate_limited`: wait `Retry-After` seconds',
   '503': '`server_busy`, `embedder_unavailable` or `queue_unavailable`: retry after `Retry-After` when given',
   '504': '`deadline_exceeded`',

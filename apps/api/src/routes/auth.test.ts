@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import type { CreatedKey } from '../keys/key-service.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { insertDataset } from '../testing/fixtures.js';
-import { bearer, useTestApp } from '../testing/test-app.js';
+import { bearer, msUntilRefused, useTestApp } from '../testing/test-app.js';
 
 const t = useTestApp();
 let alice: CreatedKey;
@@ -40,8 +40,60 @@ describe('API keys', () => {
     const carol = await t.current.createKey('carol');
     expect((await app.inject({ url: '/v1/jobs', headers: bearer(carol) })).statusCode).toBe(200);
     await db.apiKey.update({ where: { id: carol.key_id }, data: { revokedAt: new Date() } });
-    expect((await app.inject({ url: '/v1/jobs', headers: bearer(carol) })).statusCode).toBe(401);
+    expect(await msUntilRefused(app, carol)).toBeLessThan(1_000);
   });
+
+  it('refuses a cached key within a second of its revocation, deletion or expiry by a rotation', async () => {
+    const { app, db } = t.current;
+    for (const change of ['revoke', 'delete', 'expire'] as const) {
+      const key = await t.current.createKey(`cached-${change}`);
+      // Cached now.
+      expect((await app.inject({ url: '/v1/jobs', headers: bearer(key) })).statusCode).toBe(200);
+      const where = { id: key.key_id };
+      if (change === 'revoke') await db.apiKey.update({ where, data: { revokedAt: new Date() } });
+      else if (change === 'expire') await db.apiKey.update({ where, data: { expiresAt: new Date(Date.now() + 100) } });
+      else await db.apiKey.delete({ where });
+      expect(await msUntilRefused(app, key), change).toBeLessThan(1_000);
+    }
+  }, 60_000);
+
+  it('never creates a job for a revoked key, even one still cached (its notification not yet heard)', async () => {
+    const { app, db } = t.current;
+    const dave = await t.current.createKey('dave');
+    const daveDataset = (await insertDataset(db, dave.project_id)).id;
+    const submit = () =>
+      app.inject({ method: 'POST', url: '/v1/jobs', headers: bearer(dave), payload: { dataset_id: daveDataset, hyperparameters: { batch_size: 64, K: 256 } } });
+    expect((await submit()).statusCode).toBe(201);
+    // A notification that has not arrived yet, held back for good: the revocation is not announced.
+    await db.$executeRawUnsafe('ALTER TABLE api_keys DISABLE TRIGGER api_keys_changed');
+    try {
+      await db.apiKey.update({ where: { id: dave.key_id }, data: { revokedAt: new Date() } });
+      // Reads still pass on the cached key (until its entry expires or a notification comes)...
+      expect((await app.inject({ url: '/v1/jobs', headers: bearer(dave) })).statusCode).toBe(200);
+      // ...but the job insert checks the key in its own statement.
+      const refused = await submit();
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().error).toMatchObject({ code: 'unauthorized', message: 'invalid or revoked API key' });
+      expect(await db.job.count({ where: { projectId: dave.project_id } })).toBe(1);
+    } finally {
+      await db.$executeRawUnsafe('ALTER TABLE api_keys ENABLE TRIGGER api_keys_changed');
+    }
+  }, 60_000);
+
+  // Leaves the API without its listener for a second (it reconnects): keep it after the tests that need the cache.
+  it('drops every cached key when its LISTEN connection is lost (a missed revocation does not keep a key alive)', async () => {
+    const { app, db } = t.current;
+    const key = await t.current.createKey('unheard');
+    expect((await app.inject({ url: '/v1/jobs', headers: bearer(key) })).statusCode).toBe(200);
+    const killed = await db.$queryRaw<{ pid: number }[]>`
+      SELECT pg_terminate_backend(pid) AS ok, pid FROM pg_stat_activity
+      WHERE datname = current_database() AND query ILIKE 'LISTEN moco_api_keys%'`;
+    expect(killed.length).toBe(1);
+    // Revoked while the API is not listening: no notification reaches it.
+    await db.apiKey.update({ where: { id: key.key_id }, data: { revokedAt: new Date() } });
+    // At once, not after the listener's reconnection (a second later at the earliest).
+    expect(await msUntilRefused(app, key)).toBeLessThan(1_000);
+  }, 60_000);
 
   it("answers 404 for another project's datasets, jobs and their events, metrics and checkpoints", async () => {
     const { app } = t.current;

@@ -8,7 +8,7 @@ import { createRedis, createTrainingQueue, type TrainingQueue } from '@moco/queu
 import { createObjectStore, startTestS3Server, type ObjectStore, type TestS3Server } from '@moco/storage';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { buildApp } from '../app.js';
 import { ApiEnv, type ApiConfig } from '../config.js';
 import { createKeyRepository } from '../keys/key-repository.js';
@@ -109,3 +109,16 @@ export function useTestApp(env?: Record<string, string>): { current: TestApp } {
 }
 
 export const bearer = (key: CreatedKey | string) => ({ authorization: `Bearer ${typeof key === 'string' ? key : key.key}` });
+
+/**
+ * Milliseconds until `GET /v1/jobs` with the key answers 401, polled for up to 5 s (then it fails):
+ * a key changed by another process or connection is refused once the api_keys notification lands.
+ */
+export async function msUntilRefused(app: TestApp['app'], key: CreatedKey | string): Promise<number> {
+  const changed = performance.now();
+  let status: number;
+  do status = (await app.inject({ url: '/v1/jobs', headers: bearer(key) })).statusCode;
+  while (status !== 401 && performance.now() - changed < 5_000);
+  expect(status).toBe(401);
+  return performance.now() - changed;
+}

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-cpu';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths, type BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BACKEND_NAMES, type BackendName } from '../config.js';
 import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
 
@@ -185,4 +185,14 @@ export async function withBackend<T>(name: BackendName, fn: () => T | Promise<T>
     // null when no backend had been chosen yet.
     if (previous) await tf.setBackend(previous);
   }
+}
+
+/**
+ * Size of the wasm backend's heap (the backend must be active), which only grows, so this is its
+ * peak. 32-bit wasm caps it at 4 GiB whatever the machine has: an 'Aborted()' with this near 4 GiB
+ * ran out of memory. (The module's typings omit Emscripten's HEAPU8.)
+ */
+export function wasmHeapBytes(): number {
+  const module = (tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array };
+  return module.HEAPU8.length;
 }

@@ -76,7 +76,7 @@ const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; keys: KeyService
         tags: ['admin'],
         operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
-        description: 'The key is refused from the next request on. Repeating is harmless (the first revocation time stays).',
+        description: 'The key is refused from the next request on by the API that revoked it, and within a second by other API replicas and the embedder (their key caches hear of it through Postgres). Repeating is harmless (the first revocation time stays).',
         params: IdParams,
         response: { 200: ApiKey, 403: ErrorBody, 404: ErrorBody },
       },

@@ -47,7 +47,7 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
           'a different body with the same key is 409 `idempotency_conflict`.',
         body: CreateJobRequest,
         headers: z.looseObject({ 'idempotency-key': z.string().min(1).max(255).optional() }),
-        response: { 200: Job, 201: Job, 400: ErrorBody, 409: ErrorBody, 429: ErrorBody },
+        response: { 200: Job, 201: Job, 400: ErrorBody, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody },
       },
       config: { expensive: true },
     },

@@ -119,6 +119,17 @@ describe('POST /v1/jobs', () => {
     expect(row).toMatchObject({ earlyStopping: { metric: 'probe_accuracy', patience: 2, min_delta: 0 }, collapse: { min_feature_std: 0.01, steps: 50 } });
   });
 
+  it('names a dataset deleted after it was looked up (ready datasets are cached) rather than failing the insert', async () => {
+    const doomed = await insertDataset(t.current.db, key.project_id);
+    // Looked up (and cached as ready), then refused for its hyperparameters: no job holds the dataset.
+    expect((await post({ dataset_id: doomed.id, hyperparameters: { ...small, m: 1 } })).statusCode).toBe(400);
+    // Its project deleted it meanwhile (as a project deletion's cascade would).
+    await t.current.db.dataset.delete({ where: { id: doomed.id } });
+    const res = await post({ dataset_id: doomed.id, hyperparameters: small });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ param: 'dataset_id', message: `dataset_id: no dataset ${doomed.id} in this project` });
+  });
+
   it('replays a repeated Idempotency-Key and refuses it for another body', async () => {
     const body = { dataset_id: datasetId, hyperparameters: small, seed: 7 };
     const first = await post(body, { 'idempotency-key': 'k-1' });
