@@ -96,8 +96,9 @@ export function createJobRepository(db: Db) {
         text: INSERT_JOB_WITH_EVENT,
         values: [
           keyId, job.id, job.projectId, job.datasetId, job.evalDatasetId, job.status, JSON.stringify(job.hyperparameters), job.seed,
-          JSON.stringify(job.metadata), job.checkpointEvery, job.maxRuntimeS, job.initCheckpointId, job.idempotencyKey,
-          job.requestHash, job.totalSteps, event.type, event.message, JSON.stringify(event.data ?? {}), JOB_UPDATES_CHANNEL,
+          JSON.stringify(job.metadata), job.checkpointEvery, job.maxRuntimeS, job.initCheckpointId, jsonOrNull(job.earlyStopping),
+          jsonOrNull(job.collapse), job.idempotencyKey, job.requestHash, job.totalSteps, event.type, event.message,
+          JSON.stringify(parseJobEventData(event.type, event.data ?? {})), JOB_UPDATES_CHANNEL,
         ],
       });
       const { keyUsable, datasetsReady, ...created } = rows[0]!;

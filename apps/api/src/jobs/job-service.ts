@@ -165,7 +165,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
 
     /** The job `create` would make of `body` (the same checks and recipe), without making it. */
     async preview(principal: Principal, body: CreateJobBody): Promise<JobPreview> {
-      const p = await plan(principal.projectId, body);
+      const p = await plan(principal.projectId, body, false);
       return {
         project_id: principal.projectId,
         dataset_id: p.datasetId,
