@@ -655,6 +655,230 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// ---- training-mode batch normalisation (split BN, NHWC) ----
+// Sample n belongs to split n % S (the CIFAR demo's SplitBatchNorm); statistics are per split and channel.
+// Each sample's sums go to a partial of its own, then the partials of a split are added in sample order,
+// so results depend on the shape only, never on the thread count.
+
+struct BnGeom {
+  int64_t n, pixels, c, s;
+  int64_t count() const { return (n / s) * pixels; }
+};
+
+BnGeom bnGeomOf(const Napi::CallbackInfo& info, int shapeArg, int splitsArg) {
+  auto shape = dimsOf(info[shapeArg], 4, "shape");
+  BnGeom g{shape[0], shape[1] * shape[2], shape[3], info[splitsArg].As<Napi::Number>().Int64Value()};
+  if (g.s < 1 || g.n % g.s != 0) throw Napi::RangeError::New(info.Env(), "batchNorm: splits must divide the batch");
+  return g;
+}
+
+// out[s*C + c] = sum over the samples of split s of f(sample, pixel row, per-channel partial row).
+template <typename F>
+std::vector<double> perSplitSums(const BnGeom& g, int64_t width, F f) {
+  std::vector<double> partial(g.n * width, 0.0);
+#pragma omp parallel for schedule(static) if (goParallel(g.n * g.pixels * g.c))
+  for (int64_t i = 0; i < g.n; i++) f(i, partial.data() + i * width);
+  std::vector<double> out(g.s * width, 0.0);
+  for (int64_t i = 0; i < g.n; i++) {
+    double* o = out.data() + (i % g.s) * width;
+    const double* p = partial.data() + i * width;
+    for (int64_t j = 0; j < width; j++) o[j] += p[j];
+  }
+  return out;
+}
+
+Napi::Float32Array floatsOf(Napi::Env env, const std::vector<double>& v) {
+  auto out = Napi::Float32Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
+// batchNormTrain(x, shape, gamma, beta, residual | null, splits, eps, relu) -> [y, mean [S, C], variance [S, C]]
+// y = relu?((x - mean) / sqrt(var + eps) * gamma + beta + residual), the variance biased (running
+// statistics are the caller's). Three passes over x: sums, centred squares, output.
+Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const BnGeom g = bnGeomOf(info, 1, 5);
+  const int64_t total = g.n * g.pixels * g.c, C = g.c, P = g.pixels;
+  const float* x = dataOf(info[0], total, "x");
+  const float* gamma = dataOf(info[2], C, "gamma");
+  const float* beta = dataOf(info[3], C, "beta");
+  const float* res = info[4].IsTypedArray() ? dataOf(info[4], total, "residual") : nullptr;
+  const double eps = info[6].As<Napi::Number>().DoubleValue();
+  const bool relu = info[7].ToBoolean().Value();
+  const double count = static_cast<double>(g.count());
+  auto mean = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    const float* px = x + i * P * C;
+    for (int64_t p = 0; p < P; p++, px += C)
+      for (int64_t c = 0; c < C; c++) acc[c] += px[c];
+  });
+  for (auto& m : mean) m /= count;
+  auto var = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    const float* px = x + i * P * C;
+    const double* m = mean.data() + (i % g.s) * C;
+    for (int64_t p = 0; p < P; p++, px += C)
+      for (int64_t c = 0; c < C; c++) {
+        const double d = px[c] - m[c];
+        acc[c] += d * d;
+      }
+  });
+  for (auto& v : var) v /= count;
+  // y = x * scale + shift per split and channel.
+  std::vector<float> scale(g.s * C), shift(g.s * C);
+  for (int64_t j = 0; j < g.s * C; j++) {
+    const double k = gamma[j % C] / std::sqrt(var[j] + eps);
+    scale[j] = static_cast<float>(k);
+    shift[j] = static_cast<float>(beta[j % C] - mean[j] * k);
+  }
+  auto out = newOutput(env, total);
+  float* y = out.Data();
+#pragma omp parallel for schedule(static) if (goParallel(total))
+  for (int64_t i = 0; i < g.n; i++) {
+    const float* sc = scale.data() + (i % g.s) * C;
+    const float* sh = shift.data() + (i % g.s) * C;
+    const int64_t o = i * P * C;
+    for (int64_t p = 0; p < P; p++) {
+      const float* px = x + o + p * C;
+      float* py = y + o + p * C;
+      const float* pr = res ? res + o + p * C : nullptr;
+      for (int64_t c = 0; c < C; c++) {
+        float v = px[c] * sc[c] + sh[c];
+        if (pr) v += pr[c];
+        py[c] = relu && v < 0.f ? 0.f : v;
+      }
+    }
+  }
+  auto result = Napi::Array::New(env, 3);
+  result.Set(0u, out);
+  result.Set(1u, floatsOf(env, mean));
+  result.Set(2u, floatsOf(env, var));
+  return result;
+}
+
+// batchNormTrainGrad(dy, x, shape, y | null, gamma, mean, variance, splits, eps, wantResidual)
+//   -> [dx, dgamma [C], dbeta [C], dresidual?]
+// The backward of batchNormTrain: with y given (the forward had a ReLU) the gradient first passes the
+// ReLU (dz = dy where y > 0); dresidual is dz. x-hat is recomputed from x, so the forward keeps no
+// normalised copy of its input alive for this.
+Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const BnGeom g = bnGeomOf(info, 2, 7);
+  const int64_t total = g.n * g.pixels * g.c, C = g.c, P = g.pixels;
+  const float* dy = dataOf(info[0], total, "dy");
+  const float* x = dataOf(info[1], total, "x");
+  const float* y = info[3].IsTypedArray() ? dataOf(info[3], total, "y") : nullptr;
+  const float* gamma = dataOf(info[4], C, "gamma");
+  const float* meanIn = dataOf(info[5], g.s * C, "mean");
+  const float* varIn = dataOf(info[6], g.s * C, "variance");
+  const double eps = info[8].As<Napi::Number>().DoubleValue();
+  const bool wantResidual = info[9].ToBoolean().Value();
+  const double count = static_cast<double>(g.count());
+  std::vector<float> mean(meanIn, meanIn + g.s * C), invStd(g.s * C);
+  for (int64_t j = 0; j < g.s * C; j++) invStd[j] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(varIn[j]) + eps));
+  Napi::Float32Array dres;
+  float* dz = nullptr;  // the ReLU-masked gradient, when it differs from dy
+  if (wantResidual || y) {
+    dres = newOutput(env, total);
+    dz = dres.Data();
+  }
+  // Per split and channel: sum dz (columns [0, C)) and sum dz * xhat (columns [C, 2C)).
+  auto sums = perSplitSums(g, 2 * C, [&](int64_t i, double* acc) {
+    const int64_t o = i * P * C;
+    const float* m = mean.data() + (i % g.s) * C;
+    const float* is = invStd.data() + (i % g.s) * C;
+    for (int64_t p = 0; p < P; p++) {
+      const int64_t base = o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        float d = dy[base + c];
+        if (y && !(y[base + c] > 0.f)) d = 0.f;
+        if (dz) dz[base + c] = d;
+        acc[c] += d;
+        acc[C + c] += static_cast<double>(d) * ((x[base + c] - m[c]) * is[c]);
+      }
+    }
+  });
+  const float* grad = dz ? dz : dy;
+  std::vector<float> k(g.s * C), meanDz(g.s * C), meanDzXhat(g.s * C);
+  std::vector<double> dgamma(C, 0.0), dbeta(C, 0.0);
+  for (int64_t s = 0; s < g.s; s++)
+    for (int64_t c = 0; c < C; c++) {
+      const int64_t j = s * C + c;
+      const double sdz = sums[s * 2 * C + c], sdzx = sums[s * 2 * C + C + c];
+      meanDz[j] = static_cast<float>(sdz / count);
+      meanDzXhat[j] = static_cast<float>(sdzx / count);
+      k[j] = gamma[c] * invStd[j];
+      dbeta[c] += sdz;
+      dgamma[c] += sdzx;
+    }
+  auto dxOut = newOutput(env, total);
+  float* dx = dxOut.Data();
+#pragma omp parallel for schedule(static) if (goParallel(total))
+  for (int64_t i = 0; i < g.n; i++) {
+    const int64_t sc = (i % g.s) * C, o = i * P * C;
+    const float *m = mean.data() + sc, *is = invStd.data() + sc, *kk = k.data() + sc, *md = meanDz.data() + sc,
+                *mdx = meanDzXhat.data() + sc;
+    for (int64_t p = 0; p < P; p++) {
+      const int64_t base = o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float xhat = (x[base + c] - m[c]) * is[c];
+        dx[base + c] = (grad[base + c] - md[c] - xhat * mdx[c]) * kk[c];
+      }
+    }
+  }
+  auto result = Napi::Array::New(env, wantResidual ? 4 : 3);
+  result.Set(0u, dxOut);
+  result.Set(1u, floatsOf(env, dgamma));
+  result.Set(2u, floatsOf(env, dbeta));
+  if (wantResidual) result.Set(3u, dres);
+  return result;
+}
+
+// ---- optimiser passes over the parameters ----
+
+// sgdStep(p, grad, buf | null, lr, momentum, weightDecay) -> [p', buf']
+// torch.optim.SGD (dampening 0, no Nesterov): g = grad + wd * p; buf' = momentum * buf + g (buf' = g
+// on the first step, when buf is null); p' = p - lr * buf'. One pass instead of six tensor ops.
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int64_t n = info[0].As<Napi::Float32Array>().ElementLength();
+  const float* p = dataOf(info[0], n, "p");
+  const float* grad = dataOf(info[1], n, "grad");
+  const float* buf = info[2].IsTypedArray() ? dataOf(info[2], n, "buf") : nullptr;
+  const float lr = info[3].As<Napi::Number>().FloatValue();
+  const float mom = info[4].As<Napi::Number>().FloatValue();
+  const float wd = info[5].As<Napi::Number>().FloatValue();
+  auto pOut = newOutput(env, n);
+  auto bOut = newOutput(env, n);
+  float *po = pOut.Data(), *bo = bOut.Data();
+  parallelRange(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const float gi = grad[i] + p[i] * wd;
+      const float d = buf ? buf[i] * mom + gi : gi;
+      bo[i] = d;
+      po[i] = p[i] - d * lr;
+    }
+  });
+  auto result = Napi::Array::New(env, 2);
+  result.Set(0u, pOut);
+  result.Set(1u, bOut);
+  return result;
+}
+
+// emaUpdate(k, q, m) -> k * m + q * (1 - m): the key encoder's momentum update, one pass.
+Napi::Value EmaUpdate(const Napi::CallbackInfo& info) {
+  const int64_t n = info[0].As<Napi::Float32Array>().ElementLength();
+  const float* k = dataOf(info[0], n, "k");
+  const float* q = dataOf(info[1], n, "q");
+  const float m = info[2].As<Napi::Number>().FloatValue();
+  const float r = 1.f - m;
+  auto out = newOutput(info.Env(), n);
+  float* o = out.Data();
+  parallelRange(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) o[i] = k[i] * m + q[i] * r;
+  });
+  return out;
+}
+
 // setNumThreads(n): OpenMP threads for this calling thread's kernels (oneDNN's and ours).
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   const int n = info[0].As<Napi::Number>().Int32Value();
@@ -682,6 +906,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("batchNormTrain", Napi::Function::New(env, BatchNormTrain));
+  exports.Set("batchNormTrainGrad", Napi::Function::New(env, BatchNormTrainGrad));
+  exports.Set("sgdStep", Napi::Function::New(env, SgdStep));
+  exports.Set("emaUpdate", Napi::Function::New(env, EmaUpdate));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

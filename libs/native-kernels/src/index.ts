@@ -15,6 +15,24 @@ export const NATIVE_BACKEND = 'native';
  * libs/moco calls it by this name when the active backend has it (it does not depend on this package).
  */
 export const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
+/**
+ * Training-mode split batch norm of this backend only (NHWC; sample i in split i % splits), with an
+ * optional residual added and ReLU after: inputs x, gamma, beta, residual?; attrs splits, eps, relu;
+ * outputs y, mean [splits, C], biased variance [splits, C]. libs/moco's batchNorm calls it by name.
+ */
+export const BATCH_NORM_TRAIN_KERNEL = 'MocoBatchNormTrain';
+/**
+ * Its backward: inputs dy, x, gamma, mean, variance, y? (given when the forward had a ReLU); attrs splits,
+ * eps, residual (whether to return the residual's gradient); outputs dx, dgamma, dbeta, dresidual?.
+ */
+export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'MocoBatchNormTrainGrad';
+/**
+ * torch.optim.SGD's update of one parameter in one pass: inputs p, grad, buf? (the momentum buffer,
+ * absent on the first step); attrs lr, momentum, weightDecay; outputs p', buf'.
+ */
+export const SGD_STEP_KERNEL = 'MocoSgdStep';
+/** The key encoder's momentum update of one parameter: inputs k, q; attr m; output k * m + q * (1 - m). */
+export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
 
 export interface NativeAddon {
   conv2dForward(
@@ -45,6 +63,20 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, alpha?: number): Float32Array;
   /** Sum (mean when `mean`) over `axes`; the reduced axes are dropped from the result. */
   reduce(x: Float32Array, shape: number[], axes: number[], mean: boolean): Float32Array;
+  /** Split batch norm, training mode (BATCH_NORM_TRAIN_KERNEL): [y, mean [S, C], biased variance [S, C]]. */
+  batchNormTrain(
+    x: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array, residual: Float32Array | null,
+    splits: number, eps: number, relu: boolean,
+  ): [Float32Array, Float32Array, Float32Array];
+  /** Its backward: [dx, dgamma, dbeta] and dresidual when `wantResidual`; `y` given when the forward had a ReLU. */
+  batchNormTrainGrad(
+    dy: Float32Array, x: Float32Array, shape: number[], y: Float32Array | null, gamma: Float32Array,
+    mean: Float32Array, variance: Float32Array, splits: number, eps: number, wantResidual: boolean,
+  ): Float32Array[];
+  /** SGD_STEP_KERNEL: [p', buf']. */
+  sgdStep(p: Float32Array, grad: Float32Array, buf: Float32Array | null, lr: number, momentum: number, weightDecay: number): [Float32Array, Float32Array];
+  /** k * m + q * (1 - m). */
+  emaUpdate(k: Float32Array, q: Float32Array, m: number): Float32Array;
   /** OpenMP threads for kernels called from this (JS) thread; returns the count now in effect. */
   setNumThreads(n: number): number;
   info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number };
@@ -340,6 +372,49 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
     return backend.makeTensorInfo(outShape, x.dtype, out);
   };
+  const batchNormTrain: tf.KernelFunc = (args) => {
+    const { x, gamma, beta, residual } = args.inputs as { x: Info; gamma: Info; beta: Info; residual?: Info };
+    const { splits, eps, relu } = args.attrs as unknown as { splits: number; eps: number; relu: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const [y, mean, variance] = addon.batchNormTrain(
+      f32(backend, x), x.shape, f32(backend, gamma), f32(backend, beta), residual ? f32(backend, residual) : null, splits, eps, relu,
+    );
+    const c = x.shape[3]!;
+    return [
+      backend.makeTensorInfo(x.shape, 'float32', y),
+      backend.makeTensorInfo([splits, c], 'float32', mean),
+      backend.makeTensorInfo([splits, c], 'float32', variance),
+    ];
+  };
+  const batchNormTrainGrad: tf.KernelFunc = (args) => {
+    const { dy, x, gamma, mean, variance, y } = args.inputs as { dy: Info; x: Info; gamma: Info; mean: Info; variance: Info; y?: Info };
+    const { splits, eps, residual } = args.attrs as unknown as { splits: number; eps: number; residual: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const [dx, dgamma, dbeta, dres] = addon.batchNormTrainGrad(
+      f32(backend, dy), f32(backend, x), x.shape, y ? f32(backend, y) : null, f32(backend, gamma),
+      f32(backend, mean), f32(backend, variance), splits, eps, residual,
+    );
+    const outs = [
+      backend.makeTensorInfo(x.shape, 'float32', dx!),
+      backend.makeTensorInfo(gamma.shape, 'float32', dgamma!),
+      backend.makeTensorInfo(gamma.shape, 'float32', dbeta!),
+    ];
+    if (dres) outs.push(backend.makeTensorInfo(x.shape, 'float32', dres));
+    return outs;
+  };
+  const sgdStep: tf.KernelFunc = (args) => {
+    const { p, grad, buf } = args.inputs as { p: Info; grad: Info; buf?: Info };
+    const { lr, momentum, weightDecay } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number };
+    const backend = args.backend as MathBackendCPU;
+    const [next, nextBuf] = addon.sgdStep(f32(backend, p), f32(backend, grad), buf ? f32(backend, buf) : null, lr, momentum, weightDecay);
+    return [backend.makeTensorInfo(p.shape, 'float32', next), backend.makeTensorInfo(p.shape, 'float32', nextBuf)];
+  };
+  const emaUpdate: tf.KernelFunc = (args) => {
+    const { k, q } = args.inputs as { k: Info; q: Info };
+    const { m } = args.attrs as unknown as { m: number };
+    const backend = args.backend as MathBackendCPU;
+    return backend.makeTensorInfo(k.shape, 'float32', addon.emaUpdate(f32(backend, k), f32(backend, q), m));
+  };
   return [
     reduce(tf.Sum, false),
     reduce(tf.Mean, true),
@@ -363,6 +438,10 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     [tf.Conv2D, conv2d],
     [tf.FusedConv2D, fusedConv2d],
     [CONV_RESIDUAL_KERNEL, convResidual],
+    [BATCH_NORM_TRAIN_KERNEL, batchNormTrain],
+    [BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],
+    [SGD_STEP_KERNEL, sgdStep],
+    [EMA_UPDATE_KERNEL, emaUpdate],
     [tf.Conv2DBackpropInput, conv2dBackpropInput],
     [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
     [tf.BatchMatMul, batchMatMul],
@@ -394,7 +473,7 @@ export function registerNativeBackend(): { detail: string } {
     const kernelFunc = overrides.get(kernel.kernelName) ?? kernel.kernelFunc;
     tf.registerKernel({ ...kernel, backendName: NATIVE_BACKEND, kernelFunc });
   }
-  // Kernels the cpu backend does not have (CONV_RESIDUAL_KERNEL).
+  // Kernels the cpu backend does not have (CONV_RESIDUAL_KERNEL, the batch-norm and optimiser passes).
   for (const [kernelName, kernelFunc] of overrides) {
     if (!tf.getKernel(kernelName, NATIVE_BACKEND)) tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc });
   }
