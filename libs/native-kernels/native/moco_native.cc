@@ -693,6 +693,57 @@ Napi::Float32Array floatsOf(Napi::Env env, const std::vector<double>& v) {
   return out;
 }
 
+// y = relu?(x * scale + shift + residual?), scale and shift per split and channel. Templated so that each
+// variant's inner loop has no branches and vectorises.
+template <bool RES, bool RELU>
+void bnApply(const BnGeom& g, const float* x, const float* res, const float* scale, const float* shift, float* y) {
+  const int64_t C = g.c, P = g.pixels;
+#pragma omp parallel for schedule(static) if (goParallel(g.n * P * C))
+  for (int64_t i = 0; i < g.n; i++) {
+    const float* sc = scale + (i % g.s) * C;
+    const float* sh = shift + (i % g.s) * C;
+    const int64_t o = i * P * C;
+    for (int64_t p = 0; p < P; p++) {
+      const float* px = x + o + p * C;
+      const float* pr = RES ? res + o + p * C : nullptr;
+      float* py = y + o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        float v = px[c] * sc[c] + sh[c];
+        if constexpr (RES) v += pr[c];
+        if constexpr (RELU) v = v < 0.f ? 0.f : v;
+        py[c] = v;
+      }
+    }
+  }
+}
+
+// The backward's first pass over one sample: dz = dy, masked where y <= 0 when MASK (and stored to dz
+// when STORE); acc[c] += dz, acc[C + c] += dz * xhat.
+template <bool MASK, bool STORE>
+void bnGradSums(int64_t P, int64_t C, const float* dy, const float* x, const float* y, const float* mean, const float* invStd,
+                float* dz, double* acc) {
+  // float partials over runs of 64 pixels (they vectorise), folded into the double accumulators.
+  std::vector<float> s1(C, 0.f), s2(C, 0.f);
+  for (int64_t p = 0; p < P; p++) {
+    const int64_t b = p * C;
+    for (int64_t c = 0; c < C; c++) {
+      float d = dy[b + c];
+      if constexpr (MASK) d = y[b + c] > 0.f ? d : 0.f;
+      if constexpr (STORE) dz[b + c] = d;
+      s1[c] += d;
+      s2[c] += d * ((x[b + c] - mean[c]) * invStd[c]);
+    }
+    if ((p & 63) == 63 || p == P - 1) {
+      for (int64_t c = 0; c < C; c++) {
+        acc[c] += s1[c];
+        acc[C + c] += s2[c];
+        s1[c] = 0.f;
+        s2[c] = 0.f;
+      }
+    }
+  }
+}
+
 // batchNormTrain(x, shape, gamma, beta, residual | null, splits, eps, relu) -> [y, mean [S, C], variance [S, C]]
 // y = relu?((x - mean) / sqrt(var + eps) * gamma + beta + residual), the variance biased (running
 // statistics are the caller's). Three passes over x: sums, centred squares, output.
@@ -707,20 +758,28 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
   const double eps = info[6].As<Napi::Number>().DoubleValue();
   const bool relu = info[7].ToBoolean().Value();
   const double count = static_cast<double>(g.count());
+  // Float partials over runs of 64 pixels (they vectorise), folded into double accumulators.
   auto mean = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    std::vector<float> part(C, 0.f);
     const float* px = x + i * P * C;
-    for (int64_t p = 0; p < P; p++, px += C)
-      for (int64_t c = 0; c < C; c++) acc[c] += px[c];
+    for (int64_t p = 0; p < P; p++, px += C) {
+      for (int64_t c = 0; c < C; c++) part[c] += px[c];
+      if ((p & 63) == 63 || p == P - 1)
+        for (int64_t c = 0; c < C; c++) acc[c] += part[c], part[c] = 0.f;
+    }
   });
   for (auto& m : mean) m /= count;
   auto var = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    std::vector<float> part(C, 0.f), m(mean.begin() + (i % g.s) * C, mean.begin() + (i % g.s + 1) * C);
     const float* px = x + i * P * C;
-    const double* m = mean.data() + (i % g.s) * C;
-    for (int64_t p = 0; p < P; p++, px += C)
+    for (int64_t p = 0; p < P; p++, px += C) {
       for (int64_t c = 0; c < C; c++) {
-        const double d = px[c] - m[c];
-        acc[c] += d * d;
+        const float d = px[c] - m[c];
+        part[c] += d * d;
       }
+      if ((p & 63) == 63 || p == P - 1)
+        for (int64_t c = 0; c < C; c++) acc[c] += part[c], part[c] = 0.f;
+    }
   });
   for (auto& v : var) v /= count;
   // y = x * scale + shift per split and channel.
@@ -732,22 +791,10 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
   }
   auto out = newOutput(env, total);
   float* y = out.Data();
-#pragma omp parallel for schedule(static) if (goParallel(total))
-  for (int64_t i = 0; i < g.n; i++) {
-    const float* sc = scale.data() + (i % g.s) * C;
-    const float* sh = shift.data() + (i % g.s) * C;
-    const int64_t o = i * P * C;
-    for (int64_t p = 0; p < P; p++) {
-      const float* px = x + o + p * C;
-      float* py = y + o + p * C;
-      const float* pr = res ? res + o + p * C : nullptr;
-      for (int64_t c = 0; c < C; c++) {
-        float v = px[c] * sc[c] + sh[c];
-        if (pr) v += pr[c];
-        py[c] = relu && v < 0.f ? 0.f : v;
-      }
-    }
-  }
+  if (res && relu) bnApply<true, true>(g, x, res, scale.data(), shift.data(), y);
+  else if (res) bnApply<true, false>(g, x, res, scale.data(), shift.data(), y);
+  else if (relu) bnApply<false, true>(g, x, res, scale.data(), shift.data(), y);
+  else bnApply<false, false>(g, x, res, scale.data(), shift.data(), y);
   auto result = Napi::Array::New(env, 3);
   result.Set(0u, out);
   result.Set(1u, floatsOf(env, mean));
@@ -783,19 +830,11 @@ Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
   }
   // Per split and channel: sum dz (columns [0, C)) and sum dz * xhat (columns [C, 2C)).
   auto sums = perSplitSums(g, 2 * C, [&](int64_t i, double* acc) {
-    const int64_t o = i * P * C;
-    const float* m = mean.data() + (i % g.s) * C;
-    const float* is = invStd.data() + (i % g.s) * C;
-    for (int64_t p = 0; p < P; p++) {
-      const int64_t base = o + p * C;
-      for (int64_t c = 0; c < C; c++) {
-        float d = dy[base + c];
-        if (y && !(y[base + c] > 0.f)) d = 0.f;
-        if (dz) dz[base + c] = d;
-        acc[c] += d;
-        acc[C + c] += static_cast<double>(d) * ((x[base + c] - m[c]) * is[c]);
-      }
-    }
+    const int64_t o = i * P * C, sc = (i % g.s) * C;
+    const float *m = mean.data() + sc, *is = invStd.data() + sc;
+    if (y) bnGradSums<true, true>(P, C, dy + o, x + o, y + o, m, is, dz + o, acc);
+    else if (dz) bnGradSums<false, true>(P, C, dy + o, x + o, nullptr, m, is, dz + o, acc);
+    else bnGradSums<false, false>(P, C, dy + o, x + o, nullptr, m, is, nullptr, acc);
   });
   const float* grad = dz ? dz : dy;
   std::vector<float> k(g.s * C), meanDz(g.s * C), meanDzXhat(g.s * C);
