@@ -281,23 +281,30 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
 // conv2dBackwardWeights(x, xShape, dy, yShape, filterShape, strides, pads, dilations) -> dFilter (HWIO)
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    auto g = geomOf(info, 1, 4, 3, 5, 6, 7);
+    const auto g = geomOf(info, 1, 4, 3, 5, 6, 7);
     float* x = dataOf(info[0], prod(g.x), "x");
     float* dy = dataOf(info[2], prod(g.y), "dy");
-    auto& e = bwdWeightsCache[geomKey(g)];
+    // oneDNN 2.6's jit:avx2 backward-weights with a padded blocked diff_weights (channels not a multiple
+    // of 8, e.g. 3->4 or 4->4) corrupts the heap (malloc aborts), and the gemm fallback is slow (the
+    // CIFAR stem's 3 input channels: about a tenth of a width-16 training step). When only the input
+    // channels are off, they are zero-padded up to a multiple of 8 here: the padded channels' weight
+    // gradients are dropped, the others are exactly what the unpadded convolution's would be.
+    const int64_t ic = g.w[2], oc = g.w[3], icPadded = (ic + 7) / 8 * 8;
+    const bool padInput = ic % 8 != 0 && oc % 8 == 0;
+    ConvGeom gp = g;
+    if (padInput) gp.x[3] = gp.w[2] = icPadded;
+    const bool blockedOk = gp.w[2] % 8 == 0 && gp.w[3] % 8 == 0;
+    auto& e = bwdWeightsCache[geomKey(gp)];
     if (!e) {
-      auto hint = fwdPd(g);
-      // oneDNN 2.6's jit:avx2 backward-weights with a padded blocked diff_weights (channels not a
-      // multiple of 8, e.g. 3->4 or 4->4) corrupts the heap (malloc aborts); there, ask for plain hwio
-      // (oneDNN then runs gemm). Widths that are multiples of 8 keep the blocked jit kernels.
-      const bool blockedOk = g.w[2] % 8 == 0 && g.w[3] % 8 == 0;
-      auto d = dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, actMd(g.x),
-                                                        wMd(g.w, blockedOk ? tag::any : tag::hwio), actMd(g.y),
-                                                        g.strides, g.dil, g.padL, g.padR);
+      auto hint = fwdPd(gp);
+      // Where channels stay off a multiple of 8, plain hwio (oneDNN then runs gemm).
+      auto d = dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, actMd(gp.x),
+                                                        wMd(gp.w, blockedOk ? tag::any : tag::hwio), actMd(gp.y),
+                                                        gp.strides, gp.dil, gp.padL, gp.padR);
       auto pd = dnnl::convolution_backward_weights::primitive_desc(d, eng(), hint);
       e = std::make_unique<ConvBwdWeights>();
       e->prim = dnnl::convolution_backward_weights(pd);
-      e->user = wMd(g.w);
+      e->user = wMd(gp.w);
       e->got = pd.diff_weights_desc();
       e->needed = e->user != e->got;
       if (e->needed) {
@@ -306,12 +313,28 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
       }
     }
     auto out = newOutput(info.Env(), prod(g.w));
-    memory userW(e->user, eng(), out.Data());
-    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
-                             {DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
+    thread_local std::vector<float> xPadded, wPadded;
+    float* src = x;
+    float* dst = out.Data();
+    if (padInput) {
+      const int64_t pixels = g.x[0] * g.x[1] * g.x[2];
+      xPadded.assign(pixels * icPadded, 0.f);
+      for (int64_t p = 0; p < pixels; p++) std::memcpy(&xPadded[p * icPadded], x + p * ic, sizeof(float) * ic);
+      wPadded.resize(prod(gp.w));
+      src = xPadded.data();
+      dst = wPadded.data();
+    }
+    memory userW(e->user, eng(), dst);
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(gp.x), eng(), src)},
+                             {DNNL_ARG_DIFF_DST, memory(actMd(gp.y), eng(), dy)},
                              {DNNL_ARG_DIFF_WEIGHTS, e->needed ? e->buf : userW}});
     if (e->needed) e->out.execute(strm(), e->buf, userW);
     strm().wait();
+    if (padInput) {
+      // HWIO: [kh, kw, icPadded, oc] -> [kh, kw, ic, oc]
+      for (int64_t k = 0; k < g.w[0] * g.w[1]; k++)
+        std::memcpy(out.Data() + k * ic * oc, &wPadded[k * icPadded * oc], sizeof(float) * ic * oc);
+    }
     return out;
   });
 }
