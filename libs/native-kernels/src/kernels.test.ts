@@ -177,6 +177,26 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     for (const e of errors) expect(e).toBeLessThan(1e-6);
   });
 
+  // conv2dFused keeps each filter array's reordered copy: the same filter again, and another filter of the
+  // same shape, must each give their own results.
+  it('fused conv2d reorders a filter once and never serves it for another filter', async () => {
+    const [x, f1, f2] = [seeded(2 * 8 * 8 * 16, 51), seeded(3 * 3 * 16 * 16, 52), seeded(3 * 3 * 16 * 16, 53)];
+    const errors = await compare('fused conv, filters reused', () => {
+      const xs = tf.tensor4d(x, [2, 8, 8, 16]);
+      const [a, b] = [tf.tensor4d(f1, [3, 3, 16, 16]), tf.tensor4d(f2, [3, 3, 16, 16])];
+      const conv = (filter: tf.Tensor4D) => tf.fused.conv2d({ x: xs, filter, strides: 1, pad: 1, activation: 'relu' });
+      return [conv(a), conv(b), conv(a), conv(b)];
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-5);
+    const got = await readOn(NATIVE_BACKEND as BackendName, () => {
+      const filter = tf.tensor4d(f1, [3, 3, 16, 16]);
+      const y = tf.fused.conv2d({ x: tf.tensor4d(x, [2, 8, 8, 16]), filter, strides: 1, pad: 1 });
+      expect(Object.keys(filter.dataSync()).length).toBe(filter.size); // the kept copy is not enumerable
+      return [y];
+    });
+    expect(got[0]!.values.length).toBe(2 * 8 * 8 * 16);
+  });
+
   it('fused conv2d matches the unfused ops, with ReLU zeroing what it should', async () => {
     const cached = loadAddon()!.info().cachedPrimitives;
     const got = await readOn(NATIVE_BACKEND as BackendName, () => {

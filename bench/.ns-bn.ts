@@ -1,0 +1,15 @@
+import { loadAddon } from '@moco/native-kernels';
+const a = loadAddon()!;
+a.setNumThreads(1);
+const shape = [128, 32, 32, 16];
+const n = shape.reduce((x, y) => x * y);
+const x = Float32Array.from({ length: n }, () => Math.random());
+const dy = Float32Array.from({ length: n }, () => Math.random() - 0.5);
+const g = new Float32Array(16).fill(1), b = new Float32Array(16);
+const cpu = (f: () => unknown, reps = 10) => { f(); const c0 = process.cpuUsage(); for (let i = 0; i < reps; i++) f(); const c = process.cpuUsage(c0); return ((c.user + c.system) / 1000 / reps).toFixed(2); };
+let out: Float32Array[] = [];
+console.log('fwd relu+res', cpu(() => (out = a.batchNormTrain(x, shape, g, b, dy, 8, 1e-5, true))));
+console.log('fwd plain', cpu(() => a.batchNormTrain(x, shape, g, b, null, 8, 1e-5, false)));
+console.log('bwd relu+res', cpu(() => a.batchNormTrainGrad(dy, x, shape, out[0]!, g, out[1]!, out[2]!, 8, 1e-5, true)));
+console.log('bwd plain', cpu(() => a.batchNormTrainGrad(dy, x, shape, null, g, out[1]!, out[2]!, 8, 1e-5, false)));
+console.log('add (1 pass)', cpu(() => a.binary(0, x, shape, dy, shape, shape)));

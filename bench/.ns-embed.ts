@@ -1,0 +1,11 @@
+import { cifarDemoDefaults, Encoder, Rng, tf, initBackend } from '@moco/moco';
+const width = Number(process.argv[2] ?? 16), batch = Number(process.argv[3] ?? 8), reps = Number(process.argv[4] ?? 20);
+await initBackend({ prefer: 'native' });
+const encoder = new Encoder({ ...cifarDemoDefaults, width }, new Rng(0));
+encoder.freeze();
+const images = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+for (let i = 0; i < 3; i++) await encoder.embed(images, { normalize: true, batchSize: batch });
+const c0 = process.cpuUsage(); const t0 = performance.now();
+for (let i = 0; i < reps; i++) await encoder.embed(images, { normalize: true, batchSize: batch });
+const c = process.cpuUsage(c0);
+console.error(`w${width} b${batch}: wall ${((performance.now() - t0) / reps).toFixed(2)} ms, cpu ${((c.user + c.system) / 1000 / reps).toFixed(2)} ms per call`);
