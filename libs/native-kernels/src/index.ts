@@ -372,6 +372,72 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
     return backend.makeTensorInfo(outShape, x.dtype, out);
   };
+  // Concat, 2-D Transpose, and Max / ArgMax over the last axis: the cpu backend's general JS kernels took
+  // 15-55 ms each on the [128, 4097] logits and the [128, 4096] queue (about 150 ms of a width-16 step);
+  // these are plain loops over contiguous runs. Other cases go to the cpu kernels.
+  const concat: tf.KernelFunc = (args) => {
+    const inputs = args.inputs as unknown as Info[];
+    const { axis } = args.attrs as unknown as tf.ConcatAttrs;
+    const backend = args.backend as MathBackendCPU;
+    if (inputs.length === 0 || inputs.some((t) => t.dtype !== 'float32')) return cpuKernel(tf.Concat)(args);
+    const $axis = tf.util.parseAxisParam(axis, inputs[0]!.shape)[0]!;
+    const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), $axis);
+    const outer = tf.util.sizeFromShape(outShape.slice(0, $axis));
+    const runs = inputs.map((t) => tf.util.sizeFromShape(t.shape.slice($axis)));
+    const row = runs.reduce((a, b) => a + b, 0);
+    const out = new Float32Array(outer * row);
+    inputs.forEach((t, i) => {
+      const values = f32(backend, t);
+      const run = runs[i]!;
+      let dst = runs.slice(0, i).reduce((a, b) => a + b, 0);
+      for (let o = 0, src = 0; o < outer; o++, src += run, dst += row) out.set(values.subarray(src, src + run), dst);
+    });
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+  const transpose: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || perm[0] !== 1) return cpuKernel(tf.Transpose)(args);
+    const backend = args.backend as MathBackendCPU;
+    const [rows, cols] = x.shape as [number, number];
+    const values = f32(backend, x);
+    const out = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
+    return backend.makeTensorInfo([cols, rows], 'float32', out);
+  };
+  /** Max (values) or ArgMax (int32 indices, the first of equal maxima) over the last axis. */
+  const lastAxisMax = (name: string, arg: boolean): [string, tf.KernelFunc] => [
+    name,
+    (args) => {
+      const { x } = args.inputs as { x: Info };
+      const attrs = args.attrs as unknown as Partial<tf.MaxAttrs & tf.ArgMaxAttrs>;
+      const axes = tf.util.parseAxisParam(arg ? attrs.axis! : attrs.reductionIndices!, x.shape);
+      const last = x.shape.length - 1;
+      if (x.dtype !== 'float32' || axes.length !== 1 || axes[0] !== last || x.shape[last] === 0) return cpuKernel(name)(args);
+      const backend = args.backend as MathBackendCPU;
+      const values = f32(backend, x);
+      const n = x.shape[last]!;
+      const rows = values.length / n;
+      const out = arg ? new Int32Array(rows) : new Float32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const base = r * n;
+        let best = values[base]!;
+        let at = 0;
+        // As the cpu kernels: for Max a NaN wins; ArgMax compares with > only (a NaN is never taken).
+        for (let i = 1; i < n && best === best; i++) {
+          const v = values[base + i]!;
+          if (v > best || (!arg && v !== v)) {
+            best = v;
+            at = i;
+          }
+        }
+        out[r] = arg ? at : best;
+      }
+      const kept = x.shape.slice(0, last);
+      const outShape = attrs.keepDims && !arg ? [...kept, 1] : kept;
+      return backend.makeTensorInfo(outShape, arg ? 'int32' : 'float32', out);
+    },
+  ];
   const batchNormTrain: tf.KernelFunc = (args) => {
     const { x, gamma, beta, residual } = args.inputs as { x: Info; gamma: Info; beta: Info; residual?: Info };
     const { splits, eps, relu } = args.attrs as unknown as { splits: number; eps: number; relu: boolean };
@@ -435,6 +501,10 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     unary(tf.Sqrt, 5),
     unary(tf.Exp, 6),
     [tf.GatherV2, gatherV2],
+    [tf.Concat, concat],
+    [tf.Transpose, transpose],
+    lastAxisMax(tf.Max, false),
+    lastAxisMax(tf.ArgMax, true),
     [tf.Conv2D, conv2d],
     [tf.FusedConv2D, fusedConv2d],
     [CONV_RESIDUAL_KERNEL, convResidual],

@@ -279,6 +279,24 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     await expect(readOn(NATIVE_BACKEND as BackendName, () => [tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32'))])).rejects.toThrow(/index value 3/);
   });
 
+  it('concat, 2-D transpose, max and argMax over the last axis (and the cases left to the cpu kernels)', async () => {
+    const errors = await compare('concat/transpose/max/argMax', () => {
+      const a = tf.tensor(seeded(6 * 5, 61), [6, 5]);
+      const b = tf.tensor(seeded(6 * 3, 62), [6, 3]);
+      const c = tf.tensor(seeded(2 * 6 * 5, 63), [2, 6, 5]);
+      const nan = tf.tensor2d([[1, NaN, 3], [NaN, 2, 1], [4, 4, 0]]);
+      return [
+        tf.concat([a, b], 1), tf.concat([a, a], 0), tf.concat([c, c], 1), tf.concat([a, tf.zeros([6, 0]), b], -1), tf.concat([a.cast('int32'), a.cast('int32')], 1).cast('float32'),
+        a.transpose(), c.transpose([1, 0, 2]), c.transpose(),
+        a.max(1), a.max(-1, true), c.max(2), c.max(1), a.max(),
+        a.argMax(1).cast('float32'), c.argMax(-1).cast('float32'), c.argMax(1).cast('float32'), nan.argMax(1).cast('float32'),
+      ];
+    });
+    for (const e of errors) expect(e).toBe(0);
+    const [max] = await readOn(NATIVE_BACKEND as BackendName, () => [tf.tensor2d([[1, NaN, 3], [NaN, 2, 1], [4, 4, 0]]).max(1)]);
+    expect(Array.from(max!.values)).toEqual([NaN, NaN, 4]); // a NaN wins, as on cpu
+  });
+
   it('large reductions and unary ops (the OpenMP paths)', async () => {
     const errors = await compare('large reduce/unary', () => {
       const x = tf.tensor(seeded(64 * 16 * 16 * 16, 10), [64, 16, 16, 16]);
