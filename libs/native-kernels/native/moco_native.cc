@@ -7,6 +7,9 @@
 // The elementwise and reduction loops run on the same OpenMP (libgomp) thread pool as oneDNN.
 #include <napi.h>
 #include <omp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -992,7 +995,20 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// glibc serves each large block (every activation: 1-8 MB at width 16) with a fresh mmap and unmaps it on
+// free, so every kernel's output is page-faulted and zeroed by the kernel anew; a training step is a few
+// hundred of them. Kept in the heap instead (served from blocks freed earlier in the step), a width-16
+// step took ~7% less CPU and on a loaded 2-core machine ~35% less time, for ~20 MB more peak RSS.
+// Settings from the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) win.
+void keepLargeBlocksInHeap() {
+#ifdef __GLIBC__
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  keepLargeBlocksInHeap();
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dFused", Napi::Function::New(env, Conv2dFused));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
