@@ -131,7 +131,7 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     const c = shape[3];
     const [xs, rs, dys, gs, bs] = [seeded(size, 31), seeded(size, 32), seeded(size, 33), seeded(c, 34), seeded(c, 35)];
     const errors = await compare(`batch norm ${shape} splits ${splits} residual ${residual} relu ${relu}`, () => {
-      const x = tf.tensor4d(xs, [...shape]).mul(3).add(1); // not already normalised
+      const x = tf.tensor4d(xs, [...shape]).mul<tf.Tensor4D>(3).add<tf.Tensor4D>(1); // not already normalised
       const res = tf.tensor4d(rs, [...shape]);
       const dy = tf.tensor4d(dys, [...shape]);
       const gamma = tf.tensor1d(gs);
