@@ -91,15 +91,7 @@ function splitMeans(x: tf.Tensor, s: number): tf.Tensor2D {
  * split's statistics (unbiased variance) and are stored as the mean over splits. In training the
  * gradient is written out (the standard BN backward, per split) so it too reduces with matmuls.
  */
-function composedBatchNorm(
-  x: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  runningMean: tf.Variable,
-  runningVar: tf.Variable,
-  mode: BnMode,
-  s: number,
-): tf.Tensor4D {
+function composedBatchNorm(x: tf.Tensor4D, { gamma, beta, runningMean, runningVar }: BnTensors, mode: BnMode, s: number): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   const grouped = [n / s, s, h * w, c];
   const perSplit = (t: tf.Tensor) => t.reshape([1, s, 1, c]);
@@ -148,16 +140,7 @@ export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'MocoBatchNormTrainGrad';
  * passes over the activations each way instead of some fifteen tensor ops, and nothing kept for the
  * backward but the input and the output (x-hat is recomputed from the input).
  */
-function fusedBatchNorm(
-  x: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  runningMean: tf.Variable,
-  runningVar: tf.Variable,
-  mode: BnMode,
-  s: number,
-  post: BnPost,
-): tf.Tensor4D {
+function fusedBatchNorm(x: tf.Tensor4D, { gamma, beta, runningMean, runningVar }: BnTensors, mode: BnMode, s: number, post: BnPost): tf.Tensor4D {
   const [n, h, w] = x.shape;
   const relu = post.relu ?? false;
   const hasResidual = post.residual !== undefined;
@@ -186,6 +169,14 @@ function fusedBatchNorm(
   return (hasResidual ? train(x, gamma, beta, post.residual!) : train(x, gamma, beta)) as tf.Tensor4D;
 }
 
+/** A batch norm's parameters and running statistics. */
+interface BnTensors {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+  runningMean: tf.Variable;
+  runningVar: tf.Variable;
+}
+
 /** What follows a training-mode batch norm in a ResNet: a block's shortcut added, then ReLU. */
 export interface BnPost {
   residual?: tf.Tensor4D;
@@ -206,10 +197,9 @@ export function batchNorm(
   post: BnPost = {},
 ): tf.Tensor4D {
   const s = effectiveSplits(x.shape[0], mode.splits);
-  if (tf.getKernel(BATCH_NORM_TRAIN_KERNEL, tf.getBackend())) {
-    return fusedBatchNorm(x, gamma, beta, runningMean, runningVar, mode, s, post);
-  }
-  let z = composedBatchNorm(x, gamma, beta, runningMean, runningVar, mode, s);
+  const tensors = { gamma, beta, runningMean, runningVar };
+  if (tf.getKernel(BATCH_NORM_TRAIN_KERNEL, tf.getBackend())) return fusedBatchNorm(x, tensors, mode, s, post);
+  let z = composedBatchNorm(x, tensors, mode, s);
   if (post.residual) z = z.add(post.residual);
   return post.relu ? z.relu() : z;
 }
