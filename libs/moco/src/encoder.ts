@@ -1,6 +1,6 @@
 import * as tf from './tf.js';
 import type { EncoderConfig } from './config.js';
-import { batchNorm, conv2d, foldBn, foldedConv2d, l2Normalize, linear, type BnMode, type FoldedConv } from './layers.js';
+import { batchNorm, conv2d, foldBn, foldedConv2d, l2Normalize, linear, type BnMode, type BnPost, type FoldedConv } from './layers.js';
 import { resnetPlan, type ResnetPlan } from './resnet-plan.js';
 import type { Rng } from './rng.js';
 
@@ -114,7 +114,7 @@ export class Encoder {
         eps: this.config.bnEps,
         updateStats: opts.updateStats ?? true,
       };
-      const bn = (name: string, y: tf.Tensor4D) =>
+      const bn = (name: string, y: tf.Tensor4D, post: BnPost) =>
         batchNorm(
           y,
           p(`${name}.weight`) as tf.Tensor1D,
@@ -122,6 +122,7 @@ export class Encoder {
           this.buffers.get(`${name}.running_mean`)!,
           this.buffers.get(`${name}.running_var`)!,
           mode,
+          post,
         );
       // Convolution, BN, optional residual (a block's shortcut), optional ReLU: in eval mode as one fused
       // convolution (BN folded in).
@@ -135,11 +136,7 @@ export class Encoder {
         residual?: tf.Tensor4D,
       ): tf.Tensor4D => {
         const w = p(`${convName}.weight`) as tf.Tensor4D;
-        if (opts.training) {
-          let z = bn(bnName, conv2d(y, w, stride, pad));
-          if (residual) z = z.add(residual);
-          return relu ? z.relu() : z;
-        }
+        if (opts.training) return bn(bnName, conv2d(y, w, stride, pad), { residual, relu });
         let folded = this.folded?.get(convName);
         if (!folded) {
           folded = foldBn(w, {

@@ -91,16 +91,8 @@ function splitMeans(x: tf.Tensor, s: number): tf.Tensor2D {
  * split's statistics (unbiased variance) and are stored as the mean over splits. In training the
  * gradient is written out (the standard BN backward, per split) so it too reduces with matmuls.
  */
-export function batchNorm(
-  x: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  runningMean: tf.Variable,
-  runningVar: tf.Variable,
-  mode: BnMode,
-): tf.Tensor4D {
+function composedBatchNorm(x: tf.Tensor4D, { gamma, beta, runningMean, runningVar }: BnTensors, mode: BnMode, s: number): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
-  const s = effectiveSplits(n, mode.splits);
   const grouped = [n / s, s, h * w, c];
   const perSplit = (t: tf.Tensor) => t.reshape([1, s, 1, c]);
   const train = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -110,13 +102,7 @@ export function batchNorm(
     const variance = splitMeans(centered.square().reshape([n, h, w, c]), s);
     const invStd = variance.add(mode.eps).rsqrt();
     const xhat = centered.mul(perSplit(invStd));
-    if (mode.updateStats) {
-      const count = (n / s) * h * w;
-      const unbiased = count > 1 ? count / (count - 1) : 1;
-      const m = mode.momentum;
-      runningMean.assign(runningMean.mul(1 - m).add(mean.mean(0).mul(m)));
-      runningVar.assign(runningVar.mul(1 - m).add(variance.mean(0).mul(m * unbiased)));
-    }
+    if (mode.updateStats) updateRunningStats(runningMean, runningVar, mean, variance, (n / s) * h * w, mode.momentum);
     save([xhat, invStd, g]);
     return {
       value: xhat.mul(g).add(b).reshape([n, h, w, c]),
@@ -135,6 +121,87 @@ export function batchNorm(
     };
   });
   return train(x, gamma, beta) as tf.Tensor4D;
+}
+
+/** Running statistics move by `momentum` towards the mean over splits of each split's (unbiased) statistics. */
+function updateRunningStats(runningMean: tf.Variable, runningVar: tf.Variable, mean: tf.Tensor, variance: tf.Tensor, count: number, m: number): void {
+  const unbiased = count > 1 ? count / (count - 1) : 1;
+  runningMean.assign(runningMean.mul(1 - m).add(mean.mean(0).mul(m)));
+  runningVar.assign(runningVar.mul(1 - m).add(variance.mean(0).mul(m * unbiased)));
+}
+
+// The native backend's training batch norm and its backward, by name: @moco/native-kernels'
+// BATCH_NORM_TRAIN_KERNEL and BATCH_NORM_TRAIN_GRAD_KERNEL.
+export const BATCH_NORM_TRAIN_KERNEL = 'MocoBatchNormTrain';
+export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'MocoBatchNormTrainGrad';
+
+/**
+ * The same batch norm, residual and ReLU as one kernel forward and one backward (native backend): three
+ * passes over the activations each way instead of some fifteen tensor ops, and nothing kept for the
+ * backward but the input and the output (x-hat is recomputed from the input).
+ */
+function fusedBatchNorm(x: tf.Tensor4D, { gamma, beta, runningMean, runningVar }: BnTensors, mode: BnMode, s: number, post: BnPost): tf.Tensor4D {
+  const [n, h, w] = x.shape;
+  const relu = post.relu ?? false;
+  const hasResidual = post.residual !== undefined;
+  const train = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.at(-1) as tf.GradSaveFunc;
+    const [input, g, b, residual] = args.slice(0, -1) as tf.Tensor[];
+    const inputs: tf.NamedTensorMap = { x: input!, gamma: g!, beta: b! };
+    if (residual) inputs.residual = residual;
+    const [y, mean, variance] = tf.engine().runKernel(
+      BATCH_NORM_TRAIN_KERNEL, inputs, { splits: s, eps: mode.eps, relu } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
+    if (mode.updateStats) updateRunningStats(runningMean, runningVar, mean!, variance!, (n / s) * h * w, mode.momentum);
+    save(relu ? [input!, g!, mean!, variance!, y!] : [input!, g!, mean!, variance!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs, ms, vs, ys] = saved;
+        const gradInputs: tf.NamedTensorMap = { dy, x: xs!, gamma: gs!, mean: ms!, variance: vs! };
+        if (ys) gradInputs.y = ys;
+        return tf.engine().runKernel(
+          BATCH_NORM_TRAIN_GRAD_KERNEL, gradInputs, { splits: s, eps: mode.eps, residual: hasResidual } as unknown as tf.NamedAttrMap,
+        ) as tf.Tensor[];
+      },
+    };
+  });
+  return (hasResidual ? train(x, gamma, beta, post.residual!) : train(x, gamma, beta)) as tf.Tensor4D;
+}
+
+/** A batch norm's parameters and running statistics. */
+interface BnTensors {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+  runningMean: tf.Variable;
+  runningVar: tf.Variable;
+}
+
+/** What follows a training-mode batch norm in a ResNet: a block's shortcut added, then ReLU. */
+export interface BnPost {
+  residual?: tf.Tensor4D;
+  relu?: boolean;
+}
+
+/**
+ * Training-mode BatchNorm (see composedBatchNorm for the semantics), then `post`: relu?(bn(x) +
+ * residual). One fused kernel where the backend has it (native), tensor ops elsewhere.
+ */
+export function batchNorm(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  runningMean: tf.Variable,
+  runningVar: tf.Variable,
+  mode: BnMode,
+  post: BnPost = {},
+): tf.Tensor4D {
+  const s = effectiveSplits(x.shape[0], mode.splits);
+  const tensors = { gamma, beta, runningMean, runningVar };
+  if (tf.getKernel(BATCH_NORM_TRAIN_KERNEL, tf.getBackend())) return fusedBatchNorm(x, tensors, mode, s, post);
+  let z = composedBatchNorm(x, tensors, mode, s);
+  if (post.residual) z = z.add(post.residual);
+  return post.relu ? z.relu() : z;
 }
 
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {

@@ -7,6 +7,9 @@ import { l2Normalize } from './layers.js';
 import type { Rng } from './rng.js';
 import { Sgd } from './sgd.js';
 
+// The native backend's one-pass momentum update, by name: @moco/native-kernels' EMA_UPDATE_KERNEL.
+export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
+
 /** What one training step reports; tensors are kept only when asked (parity tests). */
 export interface StepResult {
   loss: number;
@@ -43,9 +46,11 @@ export class Moco {
   /** theta_k = m * theta_k + (1 - m) * theta_q over parameters only; BN buffers stay per encoder. */
   momentumUpdate(): void {
     const m = this.config.m;
+    const fused = tf.getKernel(EMA_UPDATE_KERNEL, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const [name, k] of this.key.params) {
-        k.assign(k.mul(m).add(this.query.params.get(name)!.mul(1 - m)));
+        const q = this.query.params.get(name)!;
+        k.assign(fused ? (tf.engine().runKernel(EMA_UPDATE_KERNEL, { k, q }, { m }) as tf.Tensor) : k.mul(m).add(q.mul(1 - m)));
       }
     });
   }

@@ -7,6 +7,9 @@
 // The elementwise and reduction loops run on the same OpenMP (libgomp) thread pool as oneDNN.
 #include <napi.h>
 #include <omp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -201,6 +204,39 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   });
 }
 
+// Inference weights in the layout the primitive wants, reordered once per filter array: a served
+// encoder's (folded) filters are the same arrays call after call, and reordering all of them every call
+// was a good part of a small batch's time (44 MB of filters at width 64). The copy hangs off the array
+// as a hidden property, so it lives exactly as long as the array; tfjs tensors are immutable, so the
+// array's values never change under it. A filter used with another layout is reordered each call.
+struct PackedWeights {
+  memory::desc want;
+  memory mem;
+};
+constexpr const char* kPackedProperty = "__mocoPackedWeights";
+
+memory packedWeights(Napi::Env env, Napi::Object filter, WeightsIn& w, float* data) {
+  if (!w.needed) return w.get(data);
+  Napi::Value held = filter.Get(kPackedProperty);
+  if (held.IsExternal()) {
+    auto* p = held.As<Napi::External<PackedWeights>>().Data();
+    return p->want == w.want ? p->mem : w.get(data);
+  }
+  auto* p = new PackedWeights{w.want, memory(w.want, eng())};
+  memory src(w.user, eng(), data);
+  dnnl::reorder(src, p->mem).execute(strm(), src, p->mem);
+  strm().wait();
+  const int64_t bytes = static_cast<int64_t>(w.want.get_size());
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  auto ext = Napi::External<PackedWeights>::New(env, p, [bytes](Napi::Env e, PackedWeights* q) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+    delete q;
+  });
+  // Not enumerable, writable or configurable: invisible to Object.keys and JSON, set once.
+  filter.DefineProperty(Napi::PropertyDescriptor::Value(kPackedProperty, ext, napi_default));
+  return p->mem;
+}
+
 // conv2dFused(x, xShape, filter, filterShape, yShape, strides, pads, dilations, bias | null, relu, residual?) -> y
 // Inference convolution with an optional per-output-channel bias, an optional residual added to the
 // result (a ResNet block's shortcut: oneDNN's sum post-op) and an optional ReLU post-op after it
@@ -240,7 +276,7 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     }
     auto out = newOutput(info.Env(), prod(g.y));
     if (hasResidual) std::memcpy(out.Data(), residual, sizeof(float) * prod(g.y));
-    memory wm = e->w.get(w);
+    memory wm = packedWeights(info.Env(), info[2].As<Napi::Object>(), e->w, w);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
                                             {DNNL_ARG_WEIGHTS, wm},
                                             {DNNL_ARG_DST, memory(actMd(g.y), eng(), out.Data())}};
@@ -281,23 +317,30 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
 // conv2dBackwardWeights(x, xShape, dy, yShape, filterShape, strides, pads, dilations) -> dFilter (HWIO)
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    auto g = geomOf(info, 1, 4, 3, 5, 6, 7);
+    const auto g = geomOf(info, 1, 4, 3, 5, 6, 7);
     float* x = dataOf(info[0], prod(g.x), "x");
     float* dy = dataOf(info[2], prod(g.y), "dy");
-    auto& e = bwdWeightsCache[geomKey(g)];
+    // oneDNN 2.6's jit:avx2 backward-weights with a padded blocked diff_weights (channels not a multiple
+    // of 8, e.g. 3->4 or 4->4) corrupts the heap (malloc aborts), and the gemm fallback is slow (the
+    // CIFAR stem's 3 input channels: about a tenth of a width-16 training step). When only the input
+    // channels are off, they are zero-padded up to a multiple of 8 here: the padded channels' weight
+    // gradients are dropped, the others are exactly what the unpadded convolution's would be.
+    const int64_t ic = g.w[2], oc = g.w[3], icPadded = (ic + 7) / 8 * 8;
+    const bool padInput = ic % 8 != 0 && oc % 8 == 0;
+    ConvGeom gp = g;
+    if (padInput) gp.x[3] = gp.w[2] = icPadded;
+    const bool blockedOk = gp.w[2] % 8 == 0 && gp.w[3] % 8 == 0;
+    auto& e = bwdWeightsCache[geomKey(gp)];
     if (!e) {
-      auto hint = fwdPd(g);
-      // oneDNN 2.6's jit:avx2 backward-weights with a padded blocked diff_weights (channels not a
-      // multiple of 8, e.g. 3->4 or 4->4) corrupts the heap (malloc aborts); there, ask for plain hwio
-      // (oneDNN then runs gemm). Widths that are multiples of 8 keep the blocked jit kernels.
-      const bool blockedOk = g.w[2] % 8 == 0 && g.w[3] % 8 == 0;
-      auto d = dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, actMd(g.x),
-                                                        wMd(g.w, blockedOk ? tag::any : tag::hwio), actMd(g.y),
-                                                        g.strides, g.dil, g.padL, g.padR);
+      auto hint = fwdPd(gp);
+      // Where channels stay off a multiple of 8, plain hwio (oneDNN then runs gemm).
+      auto d = dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, actMd(gp.x),
+                                                        wMd(gp.w, blockedOk ? tag::any : tag::hwio), actMd(gp.y),
+                                                        gp.strides, gp.dil, gp.padL, gp.padR);
       auto pd = dnnl::convolution_backward_weights::primitive_desc(d, eng(), hint);
       e = std::make_unique<ConvBwdWeights>();
       e->prim = dnnl::convolution_backward_weights(pd);
-      e->user = wMd(g.w);
+      e->user = wMd(gp.w);
       e->got = pd.diff_weights_desc();
       e->needed = e->user != e->got;
       if (e->needed) {
@@ -306,12 +349,28 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
       }
     }
     auto out = newOutput(info.Env(), prod(g.w));
-    memory userW(e->user, eng(), out.Data());
-    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(g.x), eng(), x)},
-                             {DNNL_ARG_DIFF_DST, memory(actMd(g.y), eng(), dy)},
+    thread_local std::vector<float> xPadded, wPadded;
+    float* src = x;
+    float* dst = out.Data();
+    if (padInput) {
+      const int64_t pixels = g.x[0] * g.x[1] * g.x[2];
+      xPadded.assign(pixels * icPadded, 0.f);
+      for (int64_t p = 0; p < pixels; p++) std::memcpy(&xPadded[p * icPadded], x + p * ic, sizeof(float) * ic);
+      wPadded.resize(prod(gp.w));
+      src = xPadded.data();
+      dst = wPadded.data();
+    }
+    memory userW(e->user, eng(), dst);
+    e->prim.execute(strm(), {{DNNL_ARG_SRC, memory(actMd(gp.x), eng(), src)},
+                             {DNNL_ARG_DIFF_DST, memory(actMd(gp.y), eng(), dy)},
                              {DNNL_ARG_DIFF_WEIGHTS, e->needed ? e->buf : userW}});
     if (e->needed) e->out.execute(strm(), e->buf, userW);
     strm().wait();
+    if (padInput) {
+      // HWIO: [kh, kw, icPadded, oc] -> [kh, kw, ic, oc]
+      for (int64_t k = 0; k < g.w[0] * g.w[1]; k++)
+        std::memcpy(out.Data() + k * ic * oc, &wPadded[k * icPadded * oc], sizeof(float) * ic * oc);
+    }
     return out;
   });
 }
@@ -655,6 +714,269 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// ---- training-mode batch normalisation (split BN, NHWC) ----
+// Sample n belongs to split n % S (the CIFAR demo's SplitBatchNorm); statistics are per split and channel.
+// Each sample's sums go to a partial of its own, then the partials of a split are added in sample order,
+// so results depend on the shape only, never on the thread count.
+
+struct BnGeom {
+  int64_t n, pixels, c, s;
+  int64_t count() const { return (n / s) * pixels; }
+};
+
+BnGeom bnGeomOf(const Napi::CallbackInfo& info, int shapeArg, int splitsArg) {
+  auto shape = dimsOf(info[shapeArg], 4, "shape");
+  BnGeom g{shape[0], shape[1] * shape[2], shape[3], info[splitsArg].As<Napi::Number>().Int64Value()};
+  if (g.s < 1 || g.n % g.s != 0) throw Napi::RangeError::New(info.Env(), "batchNorm: splits must divide the batch");
+  return g;
+}
+
+// out[s*C + c] = sum over the samples of split s of f(sample, pixel row, per-channel partial row).
+template <typename F>
+std::vector<double> perSplitSums(const BnGeom& g, int64_t width, F f) {
+  std::vector<double> partial(g.n * width, 0.0);
+#pragma omp parallel for schedule(static) if (goParallel(g.n * g.pixels * g.c))
+  for (int64_t i = 0; i < g.n; i++) f(i, partial.data() + i * width);
+  std::vector<double> out(g.s * width, 0.0);
+  for (int64_t i = 0; i < g.n; i++) {
+    double* o = out.data() + (i % g.s) * width;
+    const double* p = partial.data() + i * width;
+    for (int64_t j = 0; j < width; j++) o[j] += p[j];
+  }
+  return out;
+}
+
+Napi::Float32Array floatsOf(Napi::Env env, const std::vector<double>& v) {
+  auto out = Napi::Float32Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
+// y = relu?(x * scale + shift + residual?), scale and shift per split and channel. Templated so that each
+// variant's inner loop has no branches and vectorises.
+template <bool RES, bool RELU>
+void bnApply(const BnGeom& g, const float* x, const float* res, const float* scale, const float* shift, float* y) {
+  const int64_t C = g.c, P = g.pixels;
+#pragma omp parallel for schedule(static) if (goParallel(g.n * P * C))
+  for (int64_t i = 0; i < g.n; i++) {
+    const float* sc = scale + (i % g.s) * C;
+    const float* sh = shift + (i % g.s) * C;
+    const int64_t o = i * P * C;
+    for (int64_t p = 0; p < P; p++) {
+      const float* px = x + o + p * C;
+      const float* pr = RES ? res + o + p * C : nullptr;
+      float* py = y + o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        float v = px[c] * sc[c] + sh[c];
+        if constexpr (RES) v += pr[c];
+        if constexpr (RELU) v = v < 0.f ? 0.f : v;
+        py[c] = v;
+      }
+    }
+  }
+}
+
+// The backward's first pass over one sample: dz = dy, masked where y <= 0 when MASK (and stored to dz
+// when STORE); acc[c] += dz, acc[C + c] += dz * xhat.
+template <bool MASK, bool STORE>
+void bnGradSums(int64_t P, int64_t C, const float* dy, const float* x, const float* y, const float* mean, const float* invStd,
+                float* dz, double* acc) {
+  // float partials over runs of 64 pixels (they vectorise), folded into the double accumulators.
+  std::vector<float> s1(C, 0.f), s2(C, 0.f);
+  for (int64_t p = 0; p < P; p++) {
+    const int64_t b = p * C;
+    for (int64_t c = 0; c < C; c++) {
+      float d = dy[b + c];
+      if constexpr (MASK) d = y[b + c] > 0.f ? d : 0.f;
+      if constexpr (STORE) dz[b + c] = d;
+      s1[c] += d;
+      s2[c] += d * ((x[b + c] - mean[c]) * invStd[c]);
+    }
+    if ((p & 63) == 63 || p == P - 1) {
+      for (int64_t c = 0; c < C; c++) {
+        acc[c] += s1[c];
+        acc[C + c] += s2[c];
+        s1[c] = 0.f;
+        s2[c] = 0.f;
+      }
+    }
+  }
+}
+
+// batchNormTrain(x, shape, gamma, beta, residual | null, splits, eps, relu) -> [y, mean [S, C], variance [S, C]]
+// y = relu?((x - mean) / sqrt(var + eps) * gamma + beta + residual), the variance biased (running
+// statistics are the caller's). Three passes over x: sums, centred squares, output.
+Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const BnGeom g = bnGeomOf(info, 1, 5);
+  const int64_t total = g.n * g.pixels * g.c, C = g.c, P = g.pixels;
+  const float* x = dataOf(info[0], total, "x");
+  const float* gamma = dataOf(info[2], C, "gamma");
+  const float* beta = dataOf(info[3], C, "beta");
+  const float* res = info[4].IsTypedArray() ? dataOf(info[4], total, "residual") : nullptr;
+  const double eps = info[6].As<Napi::Number>().DoubleValue();
+  const bool relu = info[7].ToBoolean().Value();
+  const double count = static_cast<double>(g.count());
+  // Float partials over runs of 64 pixels (they vectorise), folded into double accumulators.
+  auto mean = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    std::vector<float> part(C, 0.f);
+    const float* px = x + i * P * C;
+    for (int64_t p = 0; p < P; p++, px += C) {
+      for (int64_t c = 0; c < C; c++) part[c] += px[c];
+      if ((p & 63) == 63 || p == P - 1)
+        for (int64_t c = 0; c < C; c++) acc[c] += part[c], part[c] = 0.f;
+    }
+  });
+  for (auto& m : mean) m /= count;
+  auto var = perSplitSums(g, C, [&](int64_t i, double* acc) {
+    std::vector<float> part(C, 0.f), m(mean.begin() + (i % g.s) * C, mean.begin() + (i % g.s + 1) * C);
+    const float* px = x + i * P * C;
+    for (int64_t p = 0; p < P; p++, px += C) {
+      for (int64_t c = 0; c < C; c++) {
+        const float d = px[c] - m[c];
+        part[c] += d * d;
+      }
+      if ((p & 63) == 63 || p == P - 1)
+        for (int64_t c = 0; c < C; c++) acc[c] += part[c], part[c] = 0.f;
+    }
+  });
+  for (auto& v : var) v /= count;
+  // y = x * scale + shift per split and channel.
+  std::vector<float> scale(g.s * C), shift(g.s * C);
+  for (int64_t j = 0; j < g.s * C; j++) {
+    const double k = gamma[j % C] / std::sqrt(var[j] + eps);
+    scale[j] = static_cast<float>(k);
+    shift[j] = static_cast<float>(beta[j % C] - mean[j] * k);
+  }
+  auto out = newOutput(env, total);
+  float* y = out.Data();
+  if (res && relu) bnApply<true, true>(g, x, res, scale.data(), shift.data(), y);
+  else if (res) bnApply<true, false>(g, x, res, scale.data(), shift.data(), y);
+  else if (relu) bnApply<false, true>(g, x, res, scale.data(), shift.data(), y);
+  else bnApply<false, false>(g, x, res, scale.data(), shift.data(), y);
+  auto result = Napi::Array::New(env, 3);
+  result.Set(0u, out);
+  result.Set(1u, floatsOf(env, mean));
+  result.Set(2u, floatsOf(env, var));
+  return result;
+}
+
+// batchNormTrainGrad(dy, x, shape, y | null, gamma, mean, variance, splits, eps, wantResidual)
+//   -> [dx, dgamma [C], dbeta [C], dresidual?]
+// The backward of batchNormTrain: with y given (the forward had a ReLU) the gradient first passes the
+// ReLU (dz = dy where y > 0); dresidual is dz. x-hat is recomputed from x, so the forward keeps no
+// normalised copy of its input alive for this.
+Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const BnGeom g = bnGeomOf(info, 2, 7);
+  const int64_t total = g.n * g.pixels * g.c, C = g.c, P = g.pixels;
+  const float* dy = dataOf(info[0], total, "dy");
+  const float* x = dataOf(info[1], total, "x");
+  const float* y = info[3].IsTypedArray() ? dataOf(info[3], total, "y") : nullptr;
+  const float* gamma = dataOf(info[4], C, "gamma");
+  const float* meanIn = dataOf(info[5], g.s * C, "mean");
+  const float* varIn = dataOf(info[6], g.s * C, "variance");
+  const double eps = info[8].As<Napi::Number>().DoubleValue();
+  const bool wantResidual = info[9].ToBoolean().Value();
+  const double count = static_cast<double>(g.count());
+  std::vector<float> mean(meanIn, meanIn + g.s * C), invStd(g.s * C);
+  for (int64_t j = 0; j < g.s * C; j++) invStd[j] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(varIn[j]) + eps));
+  Napi::Float32Array dres;
+  float* dz = nullptr;  // the ReLU-masked gradient, when it differs from dy
+  if (wantResidual || y) {
+    dres = newOutput(env, total);
+    dz = dres.Data();
+  }
+  // Per split and channel: sum dz (columns [0, C)) and sum dz * xhat (columns [C, 2C)).
+  auto sums = perSplitSums(g, 2 * C, [&](int64_t i, double* acc) {
+    const int64_t o = i * P * C, sc = (i % g.s) * C;
+    const float *m = mean.data() + sc, *is = invStd.data() + sc;
+    if (y) bnGradSums<true, true>(P, C, dy + o, x + o, y + o, m, is, dz + o, acc);
+    else if (dz) bnGradSums<false, true>(P, C, dy + o, x + o, nullptr, m, is, dz + o, acc);
+    else bnGradSums<false, false>(P, C, dy + o, x + o, nullptr, m, is, nullptr, acc);
+  });
+  const float* grad = dz ? dz : dy;
+  std::vector<float> k(g.s * C), meanDz(g.s * C), meanDzXhat(g.s * C);
+  std::vector<double> dgamma(C, 0.0), dbeta(C, 0.0);
+  for (int64_t s = 0; s < g.s; s++)
+    for (int64_t c = 0; c < C; c++) {
+      const int64_t j = s * C + c;
+      const double sdz = sums[s * 2 * C + c], sdzx = sums[s * 2 * C + C + c];
+      meanDz[j] = static_cast<float>(sdz / count);
+      meanDzXhat[j] = static_cast<float>(sdzx / count);
+      k[j] = gamma[c] * invStd[j];
+      dbeta[c] += sdz;
+      dgamma[c] += sdzx;
+    }
+  auto dxOut = newOutput(env, total);
+  float* dx = dxOut.Data();
+#pragma omp parallel for schedule(static) if (goParallel(total))
+  for (int64_t i = 0; i < g.n; i++) {
+    const int64_t sc = (i % g.s) * C, o = i * P * C;
+    const float *m = mean.data() + sc, *is = invStd.data() + sc, *kk = k.data() + sc, *md = meanDz.data() + sc,
+                *mdx = meanDzXhat.data() + sc;
+    for (int64_t p = 0; p < P; p++) {
+      const int64_t base = o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float xhat = (x[base + c] - m[c]) * is[c];
+        dx[base + c] = (grad[base + c] - md[c] - xhat * mdx[c]) * kk[c];
+      }
+    }
+  }
+  auto result = Napi::Array::New(env, wantResidual ? 4 : 3);
+  result.Set(0u, dxOut);
+  result.Set(1u, floatsOf(env, dgamma));
+  result.Set(2u, floatsOf(env, dbeta));
+  if (wantResidual) result.Set(3u, dres);
+  return result;
+}
+
+// ---- optimiser passes over the parameters ----
+
+// sgdStep(p, grad, buf | null, lr, momentum, weightDecay) -> [p', buf']
+// torch.optim.SGD (dampening 0, no Nesterov): g = grad + wd * p; buf' = momentum * buf + g (buf' = g
+// on the first step, when buf is null); p' = p - lr * buf'. One pass instead of six tensor ops.
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int64_t n = info[0].As<Napi::Float32Array>().ElementLength();
+  const float* p = dataOf(info[0], n, "p");
+  const float* grad = dataOf(info[1], n, "grad");
+  const float* buf = info[2].IsTypedArray() ? dataOf(info[2], n, "buf") : nullptr;
+  const float lr = info[3].As<Napi::Number>().FloatValue();
+  const float mom = info[4].As<Napi::Number>().FloatValue();
+  const float wd = info[5].As<Napi::Number>().FloatValue();
+  auto pOut = newOutput(env, n);
+  auto bOut = newOutput(env, n);
+  float *po = pOut.Data(), *bo = bOut.Data();
+  parallelRange(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const float gi = grad[i] + p[i] * wd;
+      const float d = buf ? buf[i] * mom + gi : gi;
+      bo[i] = d;
+      po[i] = p[i] - d * lr;
+    }
+  });
+  auto result = Napi::Array::New(env, 2);
+  result.Set(0u, pOut);
+  result.Set(1u, bOut);
+  return result;
+}
+
+// emaUpdate(k, q, m) -> k * m + q * (1 - m): the key encoder's momentum update, one pass.
+Napi::Value EmaUpdate(const Napi::CallbackInfo& info) {
+  const int64_t n = info[0].As<Napi::Float32Array>().ElementLength();
+  const float* k = dataOf(info[0], n, "k");
+  const float* q = dataOf(info[1], n, "q");
+  const float m = info[2].As<Napi::Number>().FloatValue();
+  const float r = 1.f - m;
+  auto out = newOutput(info.Env(), n);
+  float* o = out.Data();
+  parallelRange(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) o[i] = k[i] * m + q[i] * r;
+  });
+  return out;
+}
+
 // setNumThreads(n): OpenMP threads for this calling thread's kernels (oneDNN's and ours).
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   const int n = info[0].As<Napi::Number>().Int32Value();
@@ -673,7 +995,20 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// glibc serves each large block (every activation: 1-8 MB at width 16) with a fresh mmap and unmaps it on
+// free, so every kernel's output is page-faulted and zeroed by the kernel anew; a training step is a few
+// hundred of them. Kept in the heap instead (served from blocks freed earlier in the step), a width-16
+// step took ~7% less CPU and on a loaded 2-core machine ~35% less time, for ~20 MB more peak RSS.
+// Settings from the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) win.
+void keepLargeBlocksInHeap() {
+#ifdef __GLIBC__
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  keepLargeBlocksInHeap();
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dFused", Napi::Function::New(env, Conv2dFused));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
@@ -682,6 +1017,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("batchNormTrain", Napi::Function::New(env, BatchNormTrain));
+  exports.Set("batchNormTrainGrad", Napi::Function::New(env, BatchNormTrainGrad));
+  exports.Set("sgdStep", Napi::Function::New(env, SgdStep));
+  exports.Set("emaUpdate", Napi::Function::New(env, EmaUpdate));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

@@ -15,6 +15,24 @@ export const NATIVE_BACKEND = 'native';
  * libs/moco calls it by this name when the active backend has it (it does not depend on this package).
  */
 export const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
+/**
+ * Training-mode split batch norm of this backend only (NHWC; sample i in split i % splits), with an
+ * optional residual added and ReLU after: inputs x, gamma, beta, residual?; attrs splits, eps, relu;
+ * outputs y, mean [splits, C], biased variance [splits, C]. libs/moco's batchNorm calls it by name.
+ */
+export const BATCH_NORM_TRAIN_KERNEL = 'MocoBatchNormTrain';
+/**
+ * Its backward: inputs dy, x, gamma, mean, variance, y? (given when the forward had a ReLU); attrs splits,
+ * eps, residual (whether to return the residual's gradient); outputs dx, dgamma, dbeta, dresidual?.
+ */
+export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'MocoBatchNormTrainGrad';
+/**
+ * torch.optim.SGD's update of one parameter in one pass: inputs p, grad, buf? (the momentum buffer,
+ * absent on the first step); attrs lr, momentum, weightDecay; outputs p', buf'.
+ */
+export const SGD_STEP_KERNEL = 'MocoSgdStep';
+/** The key encoder's momentum update of one parameter: inputs k, q; attr m; output k * m + q * (1 - m). */
+export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
 
 export interface NativeAddon {
   conv2dForward(
@@ -45,6 +63,20 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, alpha?: number): Float32Array;
   /** Sum (mean when `mean`) over `axes`; the reduced axes are dropped from the result. */
   reduce(x: Float32Array, shape: number[], axes: number[], mean: boolean): Float32Array;
+  /** Split batch norm, training mode (BATCH_NORM_TRAIN_KERNEL): [y, mean [S, C], biased variance [S, C]]. */
+  batchNormTrain(
+    x: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array, residual: Float32Array | null,
+    splits: number, eps: number, relu: boolean,
+  ): [Float32Array, Float32Array, Float32Array];
+  /** Its backward: [dx, dgamma, dbeta] and dresidual when `wantResidual`; `y` given when the forward had a ReLU. */
+  batchNormTrainGrad(
+    dy: Float32Array, x: Float32Array, shape: number[], y: Float32Array | null, gamma: Float32Array,
+    mean: Float32Array, variance: Float32Array, splits: number, eps: number, wantResidual: boolean,
+  ): Float32Array[];
+  /** SGD_STEP_KERNEL: [p', buf']. */
+  sgdStep(p: Float32Array, grad: Float32Array, buf: Float32Array | null, lr: number, momentum: number, weightDecay: number): [Float32Array, Float32Array];
+  /** k * m + q * (1 - m). */
+  emaUpdate(k: Float32Array, q: Float32Array, m: number): Float32Array;
   /** OpenMP threads for kernels called from this (JS) thread; returns the count now in effect. */
   setNumThreads(n: number): number;
   info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number };
@@ -340,6 +372,115 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
     return backend.makeTensorInfo(outShape, x.dtype, out);
   };
+  // Concat, 2-D Transpose, and Max / ArgMax over the last axis: the cpu backend's general JS kernels took
+  // 15-55 ms each on the [128, 4097] logits and the [128, 4096] queue (about 150 ms of a width-16 step);
+  // these are plain loops over contiguous runs. Other cases go to the cpu kernels.
+  const concat: tf.KernelFunc = (args) => {
+    const inputs = args.inputs as unknown as Info[];
+    const { axis } = args.attrs as unknown as tf.ConcatAttrs;
+    const backend = args.backend as MathBackendCPU;
+    if (inputs.length === 0 || inputs.some((t) => t.dtype !== 'float32')) return cpuKernel(tf.Concat)(args);
+    const $axis = tf.util.parseAxisParam(axis, inputs[0]!.shape)[0]!;
+    const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), $axis);
+    const outer = tf.util.sizeFromShape(outShape.slice(0, $axis));
+    const runs = inputs.map((t) => tf.util.sizeFromShape(t.shape.slice($axis)));
+    const row = runs.reduce((a, b) => a + b, 0);
+    const out = new Float32Array(outer * row);
+    inputs.forEach((t, i) => {
+      const values = f32(backend, t);
+      const run = runs[i]!;
+      let dst = runs.slice(0, i).reduce((a, b) => a + b, 0);
+      for (let o = 0, src = 0; o < outer; o++, src += run, dst += row) out.set(values.subarray(src, src + run), dst);
+    });
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+  const transpose: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || perm[0] !== 1) return cpuKernel(tf.Transpose)(args);
+    const backend = args.backend as MathBackendCPU;
+    const [rows, cols] = x.shape as [number, number];
+    const values = f32(backend, x);
+    const out = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
+    return backend.makeTensorInfo([cols, rows], 'float32', out);
+  };
+  /** Max (values) or ArgMax (int32 indices, the first of equal maxima) over the last axis. */
+  const lastAxisMax = (name: string, arg: boolean): [string, tf.KernelFunc] => [
+    name,
+    (args) => {
+      const { x } = args.inputs as { x: Info };
+      const attrs = args.attrs as unknown as Partial<tf.MaxAttrs & tf.ArgMaxAttrs>;
+      const axes = tf.util.parseAxisParam(arg ? attrs.axis! : attrs.reductionIndices!, x.shape);
+      const last = x.shape.length - 1;
+      if (x.dtype !== 'float32' || axes.length !== 1 || axes[0] !== last || x.shape[last] === 0) return cpuKernel(name)(args);
+      const backend = args.backend as MathBackendCPU;
+      const values = f32(backend, x);
+      const n = x.shape[last]!;
+      const rows = values.length / n;
+      const out = arg ? new Int32Array(rows) : new Float32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        const base = r * n;
+        let best = values[base]!;
+        let at = 0;
+        // As the cpu kernels: for Max a NaN wins; ArgMax compares with > only (a NaN is never taken).
+        for (let i = 1; i < n && best === best; i++) {
+          const v = values[base + i]!;
+          if (v > best || (!arg && v !== v)) {
+            best = v;
+            at = i;
+          }
+        }
+        out[r] = arg ? at : best;
+      }
+      const kept = x.shape.slice(0, last);
+      const outShape = attrs.keepDims && !arg ? [...kept, 1] : kept;
+      return backend.makeTensorInfo(outShape, arg ? 'int32' : 'float32', out);
+    },
+  ];
+  const batchNormTrain: tf.KernelFunc = (args) => {
+    const { x, gamma, beta, residual } = args.inputs as { x: Info; gamma: Info; beta: Info; residual?: Info };
+    const { splits, eps, relu } = args.attrs as unknown as { splits: number; eps: number; relu: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const [y, mean, variance] = addon.batchNormTrain(
+      f32(backend, x), x.shape, f32(backend, gamma), f32(backend, beta), residual ? f32(backend, residual) : null, splits, eps, relu,
+    );
+    const c = x.shape[3]!;
+    return [
+      backend.makeTensorInfo(x.shape, 'float32', y),
+      backend.makeTensorInfo([splits, c], 'float32', mean),
+      backend.makeTensorInfo([splits, c], 'float32', variance),
+    ];
+  };
+  const batchNormTrainGrad: tf.KernelFunc = (args) => {
+    const { dy, x, gamma, mean, variance, y } = args.inputs as { dy: Info; x: Info; gamma: Info; mean: Info; variance: Info; y?: Info };
+    const { splits, eps, residual } = args.attrs as unknown as { splits: number; eps: number; residual: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const [dx, dgamma, dbeta, dres] = addon.batchNormTrainGrad(
+      f32(backend, dy), f32(backend, x), x.shape, y ? f32(backend, y) : null, f32(backend, gamma),
+      f32(backend, mean), f32(backend, variance), splits, eps, residual,
+    );
+    const outs = [
+      backend.makeTensorInfo(x.shape, 'float32', dx!),
+      backend.makeTensorInfo(gamma.shape, 'float32', dgamma!),
+      backend.makeTensorInfo(gamma.shape, 'float32', dbeta!),
+    ];
+    if (dres) outs.push(backend.makeTensorInfo(x.shape, 'float32', dres));
+    return outs;
+  };
+  const sgdStep: tf.KernelFunc = (args) => {
+    const { p, grad, buf } = args.inputs as { p: Info; grad: Info; buf?: Info };
+    const { lr, momentum, weightDecay } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number };
+    const backend = args.backend as MathBackendCPU;
+    const [next, nextBuf] = addon.sgdStep(f32(backend, p), f32(backend, grad), buf ? f32(backend, buf) : null, lr, momentum, weightDecay);
+    return [backend.makeTensorInfo(p.shape, 'float32', next), backend.makeTensorInfo(p.shape, 'float32', nextBuf)];
+  };
+  const emaUpdate: tf.KernelFunc = (args) => {
+    const { k, q } = args.inputs as { k: Info; q: Info };
+    const { m } = args.attrs as unknown as { m: number };
+    const backend = args.backend as MathBackendCPU;
+    return backend.makeTensorInfo(k.shape, 'float32', addon.emaUpdate(f32(backend, k), f32(backend, q), m));
+  };
   return [
     reduce(tf.Sum, false),
     reduce(tf.Mean, true),
@@ -360,9 +501,17 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     unary(tf.Sqrt, 5),
     unary(tf.Exp, 6),
     [tf.GatherV2, gatherV2],
+    [tf.Concat, concat],
+    [tf.Transpose, transpose],
+    lastAxisMax(tf.Max, false),
+    lastAxisMax(tf.ArgMax, true),
     [tf.Conv2D, conv2d],
     [tf.FusedConv2D, fusedConv2d],
     [CONV_RESIDUAL_KERNEL, convResidual],
+    [BATCH_NORM_TRAIN_KERNEL, batchNormTrain],
+    [BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],
+    [SGD_STEP_KERNEL, sgdStep],
+    [EMA_UPDATE_KERNEL, emaUpdate],
     [tf.Conv2DBackpropInput, conv2dBackpropInput],
     [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
     [tf.BatchMatMul, batchMatMul],
@@ -394,7 +543,7 @@ export function registerNativeBackend(): { detail: string } {
     const kernelFunc = overrides.get(kernel.kernelName) ?? kernel.kernelFunc;
     tf.registerKernel({ ...kernel, backendName: NATIVE_BACKEND, kernelFunc });
   }
-  // Kernels the cpu backend does not have (CONV_RESIDUAL_KERNEL).
+  // Kernels the cpu backend does not have (CONV_RESIDUAL_KERNEL, the batch-norm and optimiser passes).
   for (const [kernelName, kernelFunc] of overrides) {
     if (!tf.getKernel(kernelName, NATIVE_BACKEND)) tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc });
   }

@@ -2,8 +2,27 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/config.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
-import { CONV_RESIDUAL_KERNEL as MOCO_CONV_RESIDUAL_KERNEL, foldedConv2d } from '../../moco/src/layers.js';
-import { CONV_RESIDUAL_KERNEL, loadAddon, NATIVE_BACKEND, nativeThreads, nativeUnavailableReason, registerNativeBackend } from './index.js';
+import {
+  BATCH_NORM_TRAIN_GRAD_KERNEL as MOCO_BATCH_NORM_TRAIN_GRAD_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL as MOCO_BATCH_NORM_TRAIN_KERNEL,
+  batchNorm,
+  CONV_RESIDUAL_KERNEL as MOCO_CONV_RESIDUAL_KERNEL,
+  foldedConv2d,
+} from '../../moco/src/layers.js';
+import { EMA_UPDATE_KERNEL as MOCO_EMA_UPDATE_KERNEL } from '../../moco/src/moco.js';
+import { Sgd, SGD_STEP_KERNEL as MOCO_SGD_STEP_KERNEL } from '../../moco/src/sgd.js';
+import {
+  BATCH_NORM_TRAIN_GRAD_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  CONV_RESIDUAL_KERNEL,
+  EMA_UPDATE_KERNEL,
+  loadAddon,
+  NATIVE_BACKEND,
+  nativeThreads,
+  nativeUnavailableReason,
+  registerNativeBackend,
+  SGD_STEP_KERNEL,
+} from './index.js';
 
 const reason = nativeUnavailableReason();
 if (reason) console.warn(`skipping native kernel tests: ${reason}`);
@@ -98,6 +117,86 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     for (const e of errors) expect(e).toBeLessThan(1e-5);
   });
 
+  // On cpu batchNorm composes split BN, add and ReLU (and its gradient from the ops'); on native it is
+  // BATCH_NORM_TRAIN_KERNEL forward and BATCH_NORM_TRAIN_GRAD_KERNEL backward.
+  it.each([
+    { shape: [8, 6, 6, 16], splits: 2, residual: true, relu: true }, // a basic block's second BN
+    { shape: [8, 6, 6, 16], splits: 4, residual: false, relu: true },
+    { shape: [6, 5, 3, 8], splits: 4, residual: false, relu: false }, // splits shrink to 3 (6 % 4 != 0)
+    { shape: [64, 16, 16, 16], splits: 8, residual: true, relu: true }, // the OpenMP path
+  ] as const)('training batch norm (+ residual, + ReLU) and its gradients in one kernel each %o', async ({ shape, splits, residual, relu }) => {
+    expect([MOCO_BATCH_NORM_TRAIN_KERNEL, MOCO_BATCH_NORM_TRAIN_GRAD_KERNEL]).toEqual([BATCH_NORM_TRAIN_KERNEL, BATCH_NORM_TRAIN_GRAD_KERNEL]);
+    expect(tf.getKernel(BATCH_NORM_TRAIN_KERNEL, NATIVE_BACKEND)).toBeDefined();
+    const size = tf.util.sizeFromShape([...shape]);
+    const c = shape[3];
+    const [xs, rs, dys, gs, bs] = [seeded(size, 31), seeded(size, 32), seeded(size, 33), seeded(c, 34), seeded(c, 35)];
+    const errors = await compare(`batch norm ${shape} splits ${splits} residual ${residual} relu ${relu}`, () => {
+      const x = tf.tensor4d(xs, [...shape]).mul<tf.Tensor4D>(3).add<tf.Tensor4D>(1); // not already normalised
+      const res = tf.tensor4d(rs, [...shape]);
+      const dy = tf.tensor4d(dys, [...shape]);
+      const gamma = tf.tensor1d(gs);
+      const beta = tf.tensor1d(bs);
+      const runningMean = tf.variable(tf.zeros([c]), false);
+      const runningVar = tf.variable(tf.ones([c]), false);
+      const mode = { splits, momentum: 0.1, eps: 1e-5, updateStats: true };
+      const f = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor, r?: tf.Tensor) =>
+        batchNorm(xv as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, runningMean, runningVar, mode, {
+          residual: r as tf.Tensor4D | undefined,
+          relu,
+        }).mul(dy).sum();
+      const { value, grads } = tf.valueAndGrads(f)(residual ? [x, gamma, beta, res] : [x, gamma, beta]);
+      const y = batchNorm(x, gamma, beta, runningMean, runningVar, mode, { residual: residual ? res : undefined, relu });
+      const out = [value, y, grads[0]!, grads[1]!, grads[2]!, runningMean.clone(), runningVar.clone()];
+      if (residual) out.push(grads[3]!);
+      runningMean.dispose();
+      runningVar.dispose();
+      return out;
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  it('SGD with momentum and weight decay, and the momentum update, in one pass per parameter', async () => {
+    expect([MOCO_SGD_STEP_KERNEL, MOCO_EMA_UPDATE_KERNEL]).toEqual([SGD_STEP_KERNEL, EMA_UPDATE_KERNEL]);
+    const n = 200_000; // past the OpenMP threshold
+    const [ps, g1, g2, ks] = [seeded(n, 41), seeded(n, 42), seeded(n, 43), seeded(n, 44)];
+    const errors = await compare('sgd + momentum update', () => {
+      const p = tf.variable(tf.tensor1d(ps), true, `sgd-test-${tf.getBackend()}`);
+      const params = new Map([['w', p]]);
+      const sgd = new Sgd(0.9, 5e-4);
+      sgd.step(params, new Map([['w', tf.tensor1d(g1)]]), 0.06); // first step: the buffer starts as the gradient
+      sgd.step(params, new Map([['w', tf.tensor1d(g2)]]), 0.03);
+      const k = tf.tensor1d(ks);
+      const ema = tf.getKernel(EMA_UPDATE_KERNEL, tf.getBackend())
+        ? (tf.engine().runKernel(EMA_UPDATE_KERNEL, { k, q: p }, { m: 0.99 }) as tf.Tensor)
+        : k.mul(0.99).add(p.mul(1 - 0.99));
+      const out = [p.clone(), sgd.slots.get('w')!.clone(), ema];
+      sgd.dispose();
+      p.dispose();
+      return out;
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-6);
+  });
+
+  // conv2dFused keeps each filter array's reordered copy: the same filter again, and another filter of the
+  // same shape, must each give their own results.
+  it('fused conv2d reorders a filter once and never serves it for another filter', async () => {
+    const [x, f1, f2] = [seeded(2 * 8 * 8 * 16, 51), seeded(3 * 3 * 16 * 16, 52), seeded(3 * 3 * 16 * 16, 53)];
+    const errors = await compare('fused conv, filters reused', () => {
+      const xs = tf.tensor4d(x, [2, 8, 8, 16]);
+      const [a, b] = [tf.tensor4d(f1, [3, 3, 16, 16]), tf.tensor4d(f2, [3, 3, 16, 16])];
+      const conv = (filter: tf.Tensor4D) => tf.fused.conv2d({ x: xs, filter, strides: 1, pad: 1, activation: 'relu' });
+      return [conv(a), conv(b), conv(a), conv(b)];
+    });
+    for (const e of errors) expect(e).toBeLessThan(1e-5);
+    const got = await readOn(NATIVE_BACKEND as BackendName, () => {
+      const filter = tf.tensor4d(f1, [3, 3, 16, 16]);
+      const y = tf.fused.conv2d({ x: tf.tensor4d(x, [2, 8, 8, 16]), filter, strides: 1, pad: 1 });
+      expect(Object.keys(filter.dataSync()).length).toBe(filter.size); // the kept copy is not enumerable
+      return [y];
+    });
+    expect(got[0]!.values.length).toBe(2 * 8 * 8 * 16);
+  });
+
   it('fused conv2d matches the unfused ops, with ReLU zeroing what it should', async () => {
     const cached = loadAddon()!.info().cachedPrimitives;
     const got = await readOn(NATIVE_BACKEND as BackendName, () => {
@@ -178,6 +277,24 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     });
     for (const e of errors) expect(e).toBe(0);
     await expect(readOn(NATIVE_BACKEND as BackendName, () => [tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32'))])).rejects.toThrow(/index value 3/);
+  });
+
+  it('concat, 2-D transpose, max and argMax over the last axis (and the cases left to the cpu kernels)', async () => {
+    const errors = await compare('concat/transpose/max/argMax', () => {
+      const a = tf.tensor(seeded(6 * 5, 61), [6, 5]);
+      const b = tf.tensor(seeded(6 * 3, 62), [6, 3]);
+      const c = tf.tensor(seeded(2 * 6 * 5, 63), [2, 6, 5]);
+      const nan = tf.tensor2d([[1, NaN, 3], [NaN, 2, 1], [4, 4, 0]]);
+      return [
+        tf.concat([a, b], 1), tf.concat([a, a], 0), tf.concat([c, c], 1), tf.concat([a, tf.zeros([6, 0]), b], -1), tf.concat([a.cast('int32'), a.cast('int32')], 1).cast('float32'),
+        a.transpose(), c.transpose([1, 0, 2]), c.transpose(),
+        a.max(1), a.max(-1, true), c.max(2), c.max(1), a.max(),
+        a.argMax(1).cast('float32'), c.argMax(-1).cast('float32'), c.argMax(1).cast('float32'), nan.argMax(1).cast('float32'),
+      ];
+    });
+    for (const e of errors) expect(e).toBe(0);
+    const [max] = await readOn(NATIVE_BACKEND as BackendName, () => [tf.tensor2d([[1, NaN, 3], [NaN, 2, 1], [4, 4, 0]]).max(1)]);
+    expect(Array.from(max!.values)).toEqual([NaN, NaN, 4]); // a NaN wins, as on cpu
   });
 
   it('large reductions and unary ops (the OpenMP paths)', async () => {
