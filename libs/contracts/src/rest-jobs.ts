@@ -68,6 +68,22 @@ export const Job = z
   .meta({ id: 'Job' });
 export type Job = z.infer<typeof Job>;
 
+/** A setting that runs but is known to train badly; the job is created anyway. */
+export const FieldWarning = z
+  .object({
+    field: z.string().describe('the request field, e.g. hyperparameters.K'),
+    message: z.string(),
+  })
+  .meta({ id: 'FieldWarning' });
+export type FieldWarning = z.infer<typeof FieldWarning>;
+
+export const CreatedJob = Job.extend({
+  warnings: z
+    .array(FieldWarning)
+    .describe('known-bad settings of the resolved hyperparameters (also recorded as `warning` events); empty when none'),
+}).meta({ id: 'CreatedJob' });
+export type CreatedJob = z.infer<typeof CreatedJob>;
+
 export const JobPage = page(Job);
 
 export const ListJobsQuery = PageQuery.extend({
@@ -80,6 +96,7 @@ export const ListJobsQuery = PageQuery.extend({
 /** Every event a job's history can hold (job_events.type); the last three end it. */
 export const JOB_EVENT_TYPES = [
   'created',
+  'warning',
   'started',
   'dataset_loaded',
   'epoch_completed',

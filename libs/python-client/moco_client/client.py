@@ -121,7 +121,8 @@ class Jobs:
 
     def create(self, request: JSON, idempotency_key: Optional[str] = None) -> JSON:
         """Queues a training job (``{"dataset_id", "hyperparameters", "metadata"}``). A random
-        Idempotency-Key is sent unless given, so that retries never create two."""
+        Idempotency-Key is sent unless given, so that retries never create two. The answer is the
+        job with ``warnings``: ``[{"field", "message"}]`` for settings known to train badly."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return self._http.json("/v1/jobs", method="POST", json_body=request, headers=headers, retry=True)
 

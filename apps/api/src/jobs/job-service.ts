@@ -1,9 +1,12 @@
 import { createHash, randomInt } from 'node:crypto';
 import {
+  hyperparameterWarnings,
   resolveHyperparameters,
   totalSteps,
   type Checkpoint,
+  type CreatedJob,
   type CreateJobRequest,
+  type FieldWarning,
   type HyperparametersInput,
   type Job,
   type JobEvent,
@@ -45,6 +48,7 @@ interface JobPlan {
   totalSteps: number;
   seed: number;
   initCheckpointId: string | null;
+  warnings: FieldWarning[];
 }
 
 /** JSON with object keys sorted, so equal bodies hash equal whatever their key order. */
@@ -119,7 +123,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
       }
     }
     const shape = { height: dataset.height!, width: dataset.width!, channels: dataset.channels!, imageCount: dataset.imageCount! };
-    const { value, problems } = resolveHyperparameters(input, shape);
+    const { value, problems, warnings } = resolveHyperparameters(input, shape);
     if (problems.length > 0) throw invalidParameters(problems.map((p) => ({ param: p.field, message: p.message })));
     return {
       datasetId,
@@ -128,10 +132,17 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
       totalSteps: totalSteps(value, shape.imageCount),
       seed: seed ?? randomInt(0, 2 ** 31 - 1),
       initCheckpointId,
+      warnings,
     };
   }
 
-  function replay(prior: JobModel, requestHash: string): { job: Job; replayed: true } {
+  /** A replayed create answers with the warnings its job was created with. */
+  async function warningsOf(job: JobModel): Promise<FieldWarning[]> {
+    const dataset = await datasets.findById(job.projectId, job.datasetId);
+    return dataset ? hyperparameterWarnings(job.hyperparameters as ResolvedHyperparameters, dataset.imageCount!) : [];
+  }
+
+  async function replay(prior: JobModel, requestHash: string): Promise<{ job: CreatedJob; replayed: true }> {
     if (prior.requestHash !== requestHash) {
       throw new ApiError(
         409,
@@ -140,7 +151,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
         'idempotency-key',
       );
     }
-    return { job: toJobResource(prior), replayed: true };
+    return { job: { ...toJobResource(prior), warnings: await warningsOf(prior) }, replayed: true };
   }
 
   async function findJob(projectId: string | undefined, id: string): Promise<JobModel> {
@@ -153,12 +164,12 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
     findJob,
 
     /**
-     * Creates the job (row + `created` event, one transaction) and enqueues it. With an
+     * Creates the job (row, `created` event and a `warning` event per known-bad setting, one statement) and enqueues it. With an
      * idempotency key, a repeat of the same body returns the first job (replayed) and a different
      * body is a conflict; two concurrent requests race on the unique (project, key) index and the
      * loser returns the winner's job.
      */
-    async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
+    async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: CreatedJob; replayed: boolean }> {
       const projectId = principal.projectId;
       const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
       if (idempotencyKey !== undefined) {
@@ -168,7 +179,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
       const p = await plan(projectId, body);
       let row: JobModel;
       try {
-        row = await repo.insertWithEvent(
+        row = await repo.insertWithEvents(
           {
             id: newId('job'),
             projectId,
@@ -185,7 +196,10 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
             requestHash: idempotencyKey !== undefined ? requestHash : null,
             totalSteps: p.totalSteps,
           },
-          { type: 'created', message: 'job created', data: { status: 'queued' } },
+          [
+            { type: 'created', message: 'job created', data: { status: 'queued' } },
+            ...p.warnings.map((w) => ({ type: 'warning' as const, message: `${w.field} ${w.message}`, data: { ...w } })),
+          ],
         );
       } catch (err) {
         if (idempotencyKey !== undefined && isUniqueViolation(err)) {
@@ -202,7 +216,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated }: Jo
         // enqueues queued jobs that have no message, so the client still gets its job.
         log.warn({ err, jobId: row.id }, 'could not enqueue the job now; the reconciler will');
       }
-      return { job: toJobResource(row), replayed: false };
+      return { job: { ...toJobResource(row), warnings: p.warnings }, replayed: false };
     },
 
     async get(projectId: string | undefined, id: string): Promise<Job> {
