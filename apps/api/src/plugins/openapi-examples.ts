@@ -1,4 +1,4 @@
-import { checkpointDownloads } from '@moco/contracts';
+import { checkpointDownloads, hyperparameterWarnings, type ResolvedHyperparameters } from '@moco/contracts';
 
 // One example per operation of the OpenAPI document, by operationId: its request body (where it
 // has one) and its success answer. Taken from a real run (a tiny job on 64 16x16 images), so
@@ -109,6 +109,9 @@ const queuedJob = {
   updated_at: job.created_at,
 };
 
+// The tiny settings of this example on 64 images: the warnings the API gives for them.
+const createdJob = { ...queuedJob, warnings: hyperparameterWarnings(job.hyperparameters as ResolvedHyperparameters, dataset.image_count) };
+
 const transform = { size: 16, channels: 3, mean: [0.4993, 0.4993, 0.4993], std: [0.2885, 0.2885, 0.2885] };
 const encoder = { arch: 'resnet18', stem: 'cifar', width: 4, in_channels: 3, head: 'v1', dim: 16 };
 
@@ -173,7 +176,7 @@ export const EXAMPLES: Record<string, OperationExample> = {
   createDataset: { request: { source: 's3://moco-datasets/photos.tar.gz', name: 'photos' }, response: dataset },
   listDatasets: { response: page([dataset], DATASET) },
   getDataset: { response: dataset },
-  createJob: { request: createJob, response: queuedJob },
+  createJob: { request: createJob, response: createdJob },
   listJobs: { response: page([job], JOB) },
   getJob: { response: job },
   cancelJob: {
