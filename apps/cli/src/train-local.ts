@@ -23,8 +23,8 @@ after the kNN accuracy of the randomly initialised encoder and of raw pixels.
   --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N
   --m X  --T X  --symmetric  --wd X  --augmentation gray|v1|v2  --image-size N (native)
   --seed N (0)  --knn-t X  --backend auto|tensorflow|native|wasm|cpu (auto)
-  Unset MoCo knobs come from the service's recipe for the images' size and count (the
-  start line prints them): for 4096 Fashion-MNIST images batch 64, lr 0.0075, bn_splits 8, K 320.
+  Unset MoCo knobs come from the service's recipe for the images' size and count, as a job's
+  would (the start line prints them); settings known to train badly are printed as warnings.
   --save PATH   write the final training state (resumable with --resume)
   --resume PATH continue a saved run
   --export onnx|pytorch PATH   write the trained encoder for other tools: ONNX (outputs backbone and
