@@ -126,7 +126,6 @@ async function main(): Promise<void> {
   if (problems.length > 0) {
     throw new UsageError(`invalid options:\n${problems.map((p) => `  ${p.field.replace('hyperparameters.', '')}: ${p.message}`).join('\n')}`);
   }
-  for (const w of warnings) say(`warning: ${w.field.replace('hyperparameters.', '')} ${w.message}`, { event: 'warning', ...w });
   const config = toMocoConfig(hp, trainSet.channels);
   const settings: RunSettings = {
     seed: o.seed,
@@ -149,12 +148,15 @@ async function main(): Promise<void> {
       const c = moco.config;
       epochs = c.epochs;
       const run = progress.extra?.settings as RunSettings;
+      // Settings known to train badly; a resumed run keeps its own.
+      const shown = o.resume ? [] : warnings;
       preprocessing = { ...run.transform, channels: c.inChannels };
       say(
         `MoCo on ${o.dataset}: ${trainSet.count} train images ${trainSet.height}x${trainSet.width}x${trainSet.channels}` +
           `${test ? `, ${test.count} test images` : ''}; ${c.arch} width ${c.width}, batch ${c.batchSize}, ` +
           `K ${c.K}, m ${c.m}, T ${c.T}, lr ${c.lr}, bn_splits ${c.bnSplits}, ${c.epochs} epochs, ` +
-          `backend ${backend.name}${o.resume ? `, resumed at step ${progress.step}` : ''}`,
+          `backend ${backend.name}${o.resume ? `, resumed at step ${progress.step}` : ''}` +
+          shown.map((w) => `\nwarning: ${w.field.replace('hyperparameters.', '')} ${w.message}`).join(''),
         {
           event: 'start',
           dataset: o.dataset,
@@ -164,6 +166,7 @@ async function main(): Promise<void> {
           resumed_at_step: o.resume ? progress.step : null,
           config: c,
           settings: run,
+          warnings: shown,
         },
       );
       if (!monitor || progress.step > 0) return;
