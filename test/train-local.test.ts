@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveHyperparameters, toMocoConfig } from '@moco/contracts';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { findTorchPython } from '../libs/moco/src/testing/torch-reference.js';
@@ -12,8 +13,8 @@ const cli = join(import.meta.dirname, '../apps/cli/src/train-local.ts');
 const tsx = join(import.meta.dirname, '../node_modules/.bin/tsx');
 const fashionMnist = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
 
-function trainLocal(args: string[]) {
-  const run = spawnSync(tsx, [cli, ...args], { encoding: 'utf8', timeout: 600_000 });
+function trainLocal(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const run = spawnSync(tsx, [cli, ...args], { encoding: 'utf8', timeout: 600_000, env });
   const lines = run.stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -62,6 +63,22 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     }
     expect(resumed.lines[0]).toMatchObject({ event: 'start', resumed_at_step: 4, config: { epochs: 2, width: 2 } });
     expect(resumed.lines.at(-1)).toMatchObject({ epochs: 2, steps: 4 });
+  });
+
+  it("takes unset knobs from the service's recipe for the dataset size, warns, and uses the shipped subset without the full set", () => {
+    const run = trainLocal(['--train-limit', '128', '--test-limit', '32', '--width', '2', '--epochs', '1', '--knn-k', '500', '--json'], {
+      ...process.env,
+      FASHION_MNIST_DIR: '/nonexistent',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/full set is not in \/nonexistent; using the subset shipped with the repository/);
+    const recipe = resolveHyperparameters({ width: 2, epochs: 1, knn_k: 500 }, { height: 28, width: 28, channels: 1, imageCount: 128 });
+    const expected = toMocoConfig(recipe.value, 1);
+    const start = run.lines.find((l) => l.event === 'start')!;
+    expect(start.config).toMatchObject({ K: expected.K, batchSize: expected.batchSize, lr: expected.lr, bnSplits: expected.bnSplits });
+    // The dataset-size rule, not the CIFAR demo's 4096-long queue for 128 images.
+    expect(expected.K).toBeLessThan(128);
+    expect((start.warnings as { field: string }[]).map((w) => w.field)).toEqual(['hyperparameters.knn_k']);
   });
 
   it('rejects bad options with a message naming them', () => {

@@ -1,27 +1,30 @@
 // `npm run demo`: the whole service on this machine, end to end. Migrates Postgres, starts the API and
 // a worker, uploads a Fashion-MNIST subset, trains a short MoCo job while printing its progress, and
-// ends with one JSON line: job id, status, final kNN accuracy and checkpoint location.
+// ends with one JSON line: job id, status, final kNN accuracy beside the raw-pixel and random-init
+// baselines (where the worker measured them), and checkpoint location.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createKeyRepository, createKeyService } from '@moco/api';
 import { databaseEnv, loadConfig } from '@moco/config';
-import { FASHION_MNIST_DIR, idxArchive, loadFashionMnist } from '@moco/data';
+import { FASHION_MNIST_DIR, idxArchive, type ImageDataset } from '@moco/data';
 import { createDatabaseIfMissing, createDb, migrate } from '@moco/db';
 import { MocoClient } from '@moco/sdk';
 import { pino } from 'pino';
 import { z } from 'zod';
+import { loadDemoData } from './demo-data.js';
 
 const usage = `Usage: npm run demo -- [--train-images N (4096)] [--test-images N (2000)] [--epochs N (3)] [--width N (8)]
 
 Needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; defaults postgresql://root@127.0.0.1:5432/moco and
-redis://127.0.0.1:6379) and Fashion-MNIST's idx files in ${FASHION_MNIST_DIR} (Debian: apt-get install
-dataset-fashion-mnist; elsewhere download the four *-ubyte.gz files of github.com/zalandoresearch/fashion-mnist
-into a folder and set FASHION_MNIST_DIR). Objects go to ./.data/objects, logs to ./.data/demo-logs.
+redis://127.0.0.1:6379). Images: Fashion-MNIST's full set where its idx files are in FASHION_MNIST_DIR
+(default ${FASHION_MNIST_DIR}, Debian's dataset-fashion-mnist), else the subset shipped with the repository
+(5000 training and 2000 test images, libs/data/fashion-mnist-subset). Hyperparameters not set here come
+from the service's recipe for the dataset's size. Objects go to ./.data/objects, logs to ./.data/demo-logs.
 `;
 
 const Options = z.object({
@@ -45,7 +48,6 @@ if (values.help) {
 }
 const opts = Options.parse(values);
 const { DATABASE_URL } = loadConfig(z.object(databaseEnv));
-const fashionDir = process.env.FASHION_MNIST_DIR ?? FASHION_MNIST_DIR;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const children: ChildProcess[] = [];
@@ -77,9 +79,8 @@ async function start(name: string, entry: string, env: NodeJS.ProcessEnv, logDir
 }
 
 try {
-  await access(join(fashionDir, 'train-images-idx3-ubyte.gz')).catch(() => {
-    throw new Error(`Fashion-MNIST not found in ${fashionDir}.\n\n${usage}`);
-  });
+  const data = await loadDemoData({ train: opts['train-images'], test: opts['test-images'] });
+  log(data.source.description);
 
   log(`database: migrating ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}`);
   await createDatabaseIfMissing(DATABASE_URL);
@@ -115,27 +116,33 @@ try {
   log(`api: ${baseUrl} (logs in ${logDir})`);
 
   const client = new MocoClient({ baseUrl, apiKey: key.key });
-  const upload = async (split: 'train' | 'test', limit: number) => {
-    const archive = await idxArchive(await loadFashionMnist(split, { limit, dir: fashionDir }), split === 'train' ? 'train' : 't10k');
-    const ds = await client.datasets.upload(archive, { name: `fashion-mnist-${split}-${limit}`, filename: `fashion-mnist-${split}.tar` });
+  const upload = async (split: 'train' | 'test', images: ImageDataset) => {
+    const archive = await idxArchive(images, split === 'train' ? 'train' : 't10k');
+    const name = `fashion-mnist${data.source.subset ? '-subset' : ''}-${split}-${images.count}`;
+    const ds = await client.datasets.upload(archive, { name, filename: `fashion-mnist-${split}.tar` });
     log(`dataset ${ds.id}: ${ds.image_count} images ${ds.height}x${ds.width}x${ds.channels}, ${ds.class_names?.length ?? 0} classes`);
     return ds;
   };
-  const train = await upload('train', opts['train-images']);
-  const test = await upload('test', opts['test-images']);
+  const train = await upload('train', data.train);
+  const test = await upload('test', data.test);
 
-  let job = await client.jobs.create({
+  const created = await client.jobs.create({
     dataset_id: train.id,
     eval_dataset_id: test.id,
-    hyperparameters: { width: opts.width, batch_size: 64, epochs: opts.epochs, lr: 0.06, K: 4096, bn_splits: 8 },
+    hyperparameters: { width: opts.width, epochs: opts.epochs },
     seed: 0,
     checkpoint_every: 100,
     metadata: { source: 'demo' },
   });
-  log(`job ${job.id}: ${job.progress.total_steps} steps`);
+  const hp = created.hyperparameters;
+  log(
+    `job ${created.id}: ${created.progress.total_steps} steps; the recipe for ${train.image_count} images: ` +
+      `batch ${hp.batch_size}, lr ${hp.lr}, K ${hp.K}, bn_splits ${hp.bn_splits}`,
+  );
+  for (const w of created.warnings) log(`  warning: ${w.field} ${w.message}`);
 
   let lastPrinted = 0;
-  job = await client.jobs.wait(job.id, {
+  const job = await client.jobs.wait(created.id, {
     onItem: (item) => {
       if (item.kind === 'event') {
         const { type, message } = item.event;
@@ -145,18 +152,33 @@ try {
       const loss = item.series.find((s) => s.name === 'loss')?.points.at(-1);
       if (loss && Date.now() - lastPrinted > 2000) {
         lastPrinted = Date.now();
-        log(`  step ${loss[0]}/${job.progress.total_steps}  loss ${loss[1]?.toFixed(4)}`);
+        log(`  step ${loss[0]}/${created.progress.total_steps}  loss ${loss[1]?.toFixed(4)}`);
       }
     },
   });
   const checkpoints = [];
   for await (const c of client.jobs.checkpoints(job.id)) checkpoints.push(c);
   const final = checkpoints.find((c) => c.final) ?? checkpoints.at(-1);
+  // The baselines are written by workers that measure them; older ones leave them out.
+  const metric = (name: string) => job.latest_metrics[name] ?? null;
+  const knn = {
+    knn_accuracy: metric('knn_accuracy'),
+    baseline_raw_knn_accuracy: metric('baseline_raw_knn_accuracy'),
+    baseline_random_knn_accuracy: metric('baseline_random_knn_accuracy'),
+  };
+  const pct = (v: number | null) => (v === null ? 'not measured' : `${(100 * v).toFixed(2)}%`);
+  log(
+    `kNN accuracy on ${test.image_count} test images: encoder ${pct(knn.knn_accuracy)}, raw pixels ` +
+      `${pct(knn.baseline_raw_knn_accuracy)}, randomly initialised encoder ${pct(knn.baseline_random_knn_accuracy)}` +
+      (knn.knn_accuracy !== null && knn.baseline_raw_knn_accuracy !== null && knn.knn_accuracy < knn.baseline_raw_knn_accuracy
+        ? ' (a short run shows the service working, not features that beat pixels; see the README for the budget that does)'
+        : ''),
+  );
   process.stdout.write(
     `${JSON.stringify({
       job_id: job.id,
       status: job.status,
-      knn_accuracy: job.latest_metrics.knn_accuracy ?? null,
+      ...knn,
       checkpoint: final?.id ?? null,
       download: final?.downloads.pytorch ?? null,
     })}\n`,

@@ -1,9 +1,10 @@
 // Local MoCo training without the service: `npm run train:local -- --help`.
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { backend } from '@moco/config';
-import { loadFashionMnist, meanStd, readDataset, type ImageDataset } from '@moco/data';
-import { cifarDemoDefaults, initBackend, saveTrainingState, type MocoConfig } from '@moco/moco';
+import { backend, fashionMnistEnv, loadConfig } from '@moco/config';
+import { resolveHyperparameters, toMocoConfig, type HyperparametersInput } from '@moco/contracts';
+import { findFashionMnist, loadFashionMnist, meanStd, readDataset, type ImageDataset } from '@moco/data';
+import { initBackend, saveTrainingState } from '@moco/moco';
 import { exportOnnx, exportPytorch, type Preprocessing } from '@moco/moco/export';
 import { knnAccuracy, rawPixelKnnAccuracy, train, type RunSettings } from '@moco/trainer';
 import { z } from 'zod';
@@ -13,14 +14,17 @@ const usage = `Usage: npm run train:local -- [options]
 Trains MoCo locally and prints, per epoch, the loss, images/s and kNN accuracy on the test set,
 after the kNN accuracy of the randomly initialised encoder and of raw pixels.
 
-  --dataset fashion-mnist|PATH   training images (default fashion-mnist, from Debian's dataset-fashion-mnist)
+  --dataset fashion-mnist|PATH   training images (default fashion-mnist: the full set in FASHION_MNIST_DIR,
+                                 default Debian's dataset-fashion-mnist, else the subset shipped in libs/data)
   --eval-dataset PATH            labelled test images for the kNN monitor (fashion-mnist: its test split)
   --train-limit N --test-limit N use the first N images (default 4096 / 10000)
-  --epochs N (6)  --batch-size N (64)  --lr X (0.06)  --width N (8)
-  --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N (128)
-  --K N (4096)  --m X (0.99)  --T X (0.1)  --bn-splits N (8)  --symmetric  --wd X (5e-4)
-  --augmentation gray|v1|v2 (gray for 1 channel, v2 otherwise)  --image-size N (native)
-  --seed N (0)  --knn-k N (200)  --knn-t X (0.1)  --backend auto|tensorflow|native|wasm|cpu (auto)
+  --epochs N (6)  --width N (8)  (short-run defaults; the service's recipe would train wider and longer)
+  --batch-size N  --lr X  --bn-splits N  --K N  --knn-k N
+  --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N
+  --m X  --T X  --symmetric  --wd X  --augmentation gray|v1|v2  --image-size N (native)
+  --seed N (0)  --knn-t X  --backend auto|tensorflow|native|wasm|cpu (auto)
+  Unset MoCo knobs come from the service's recipe for the images' size and count, as a job's
+  would (the start line prints them); settings known to train badly are printed as warnings.
   --save PATH   write the final training state (resumable with --resume)
   --resume PATH continue a saved run
   --export onnx|pytorch PATH   write the trained encoder for other tools: ONNX (outputs backbone and
@@ -34,24 +38,24 @@ const Options = z.object({
   'train-limit': z.coerce.number().int().positive().default(4096),
   'test-limit': z.coerce.number().int().positive().default(10000),
   epochs: z.coerce.number().int().positive().default(6),
-  'batch-size': z.coerce.number().int().min(2).default(64),
-  lr: z.coerce.number().positive().default(0.06),
+  'batch-size': z.coerce.number().int().min(2).optional(),
+  lr: z.coerce.number().positive().optional(),
   width: z.coerce.number().int().positive().default(8),
-  arch: z.enum(['resnet18', 'resnet34', 'resnet50']).default('resnet18'),
-  stem: z.enum(['cifar', 'imagenet']).default('cifar'),
-  head: z.enum(['v1', 'v2']).default('v1'),
-  dim: z.coerce.number().int().positive().default(128),
-  K: z.coerce.number().int().positive().default(4096),
-  m: z.coerce.number().min(0).lt(1).default(0.99),
-  T: z.coerce.number().positive().default(0.1),
-  'bn-splits': z.coerce.number().int().positive().default(8),
-  symmetric: z.boolean().default(false),
-  wd: z.coerce.number().min(0).default(5e-4),
+  arch: z.enum(['resnet18', 'resnet34', 'resnet50']).optional(),
+  stem: z.enum(['cifar', 'imagenet']).optional(),
+  head: z.enum(['v1', 'v2']).optional(),
+  dim: z.coerce.number().int().positive().optional(),
+  K: z.coerce.number().int().positive().optional(),
+  m: z.coerce.number().min(0).lt(1).optional(),
+  T: z.coerce.number().positive().optional(),
+  'bn-splits': z.coerce.number().int().positive().optional(),
+  symmetric: z.boolean().optional(),
+  wd: z.coerce.number().min(0).optional(),
   augmentation: z.enum(['gray', 'v1', 'v2']).optional(),
   'image-size': z.coerce.number().int().positive().optional(),
   seed: z.coerce.number().int().default(0),
-  'knn-k': z.coerce.number().int().positive().default(200),
-  'knn-t': z.coerce.number().positive().default(0.1),
+  'knn-k': z.coerce.number().int().positive().optional(),
+  'knn-t': z.coerce.number().positive().optional(),
   backend,
   save: z.string().optional(),
   resume: z.string().optional(),
@@ -59,11 +63,15 @@ const Options = z.object({
   json: z.boolean().default(false),
 });
 
-async function loadData(o: z.infer<typeof Options>): Promise<{ train: ImageDataset; test: ImageDataset | null }> {
+type Options = z.infer<typeof Options>;
+
+async function loadData(o: Options, log: (line: string) => void): Promise<{ train: ImageDataset; test: ImageDataset | null }> {
   if (o.dataset === 'fashion-mnist') {
+    const source = await findFashionMnist(loadConfig(z.object(fashionMnistEnv)).FASHION_MNIST_DIR);
+    log(source.description);
     return {
-      train: await loadFashionMnist('train', { limit: o['train-limit'] }),
-      test: await loadFashionMnist('test', { limit: o['test-limit'] }),
+      train: await loadFashionMnist('train', { limit: o['train-limit'], dir: source.dir }),
+      test: await loadFashionMnist('test', { limit: o['test-limit'], dir: source.dir }),
     };
   }
   const size = o['image-size'];
@@ -107,31 +115,24 @@ async function main(): Promise<void> {
     process.stdout.write(o.json ? JSON.stringify(json) + '\n' : human + '\n');
 
   const backend = await initBackend({ prefer: o.backend, log: (line) => process.stderr.write(line + '\n') });
-  const { train: trainSet, test } = await loadData(o);
-  const config: MocoConfig = {
-    ...cifarDemoDefaults,
-    arch: o.arch,
-    stem: o.stem,
-    width: o.width,
-    inChannels: trainSet.channels,
-    head: o.head,
-    dim: o.dim,
-    K: o.K,
-    m: o.m,
-    T: o.T,
-    bnSplits: o['bn-splits'],
-    symmetric: o.symmetric,
-    lr: o.lr,
-    weightDecay: o.wd,
-    epochs: o.epochs,
-    batchSize: Math.min(o['batch-size'], trainSet.count),
-  };
+  const { train: trainSet, test } = await loadData(o, (line) => process.stderr.write(line + '\n'));
+  // The service's recipe for this dataset's size fills what the options leave out.
+  const { value: hp, problems, warnings } = resolveHyperparameters(hyperparameterOptions(o), {
+    height: trainSet.height,
+    width: trainSet.width,
+    channels: trainSet.channels,
+    imageCount: trainSet.count,
+  });
+  if (problems.length > 0) {
+    throw new UsageError(`invalid options:\n${problems.map((p) => `  ${p.field.replace('hyperparameters.', '')}: ${p.message}`).join('\n')}`);
+  }
+  const config = toMocoConfig(hp, trainSet.channels);
   const settings: RunSettings = {
     seed: o.seed,
-    augmentation: o.augmentation ?? (trainSet.channels === 1 ? 'gray' : 'v2'),
+    augmentation: hp.augmentation,
     transform: { size: trainSet.height, ...meanStd(trainSet) },
   };
-  const knn = { k: o['knn-k'], t: o['knn-t'] };
+  const knn = { k: hp.knn_k, t: hp.knn_t };
   const monitor = test && trainSet.labels && test.labels ? { bank: trainSet, test, ...knn } : undefined;
 
   const started = performance.now();
@@ -147,12 +148,15 @@ async function main(): Promise<void> {
       const c = moco.config;
       epochs = c.epochs;
       const run = progress.extra?.settings as RunSettings;
+      // Settings known to train badly; a resumed run keeps its own.
+      const shown = o.resume ? [] : warnings;
       preprocessing = { ...run.transform, channels: c.inChannels };
       say(
         `MoCo on ${o.dataset}: ${trainSet.count} train images ${trainSet.height}x${trainSet.width}x${trainSet.channels}` +
           `${test ? `, ${test.count} test images` : ''}; ${c.arch} width ${c.width}, batch ${c.batchSize}, ` +
           `K ${c.K}, m ${c.m}, T ${c.T}, lr ${c.lr}, bn_splits ${c.bnSplits}, ${c.epochs} epochs, ` +
-          `backend ${backend.name}${o.resume ? `, resumed at step ${progress.step}` : ''}`,
+          `backend ${backend.name}${o.resume ? `, resumed at step ${progress.step}` : ''}` +
+          shown.map((w) => `\nwarning: ${w.field.replace('hyperparameters.', '')} ${w.message}`).join(''),
         {
           event: 'start',
           dataset: o.dataset,
@@ -162,6 +166,7 @@ async function main(): Promise<void> {
           resumed_at_step: o.resume ? progress.step : null,
           config: c,
           settings: run,
+          warnings: shown,
         },
       );
       if (!monitor || progress.step > 0) return;
@@ -206,6 +211,30 @@ async function main(): Promise<void> {
     ...(o.export ? { export: exportPath } : {}),
   });
   run.moco.dispose();
+}
+
+/** The MoCo knobs the options set, in the service's names; the rest come from its recipe. */
+function hyperparameterOptions(o: Options): HyperparametersInput {
+  const set: HyperparametersInput = {
+    encoder: o.arch,
+    stem: o.stem,
+    width: o.width,
+    head: o.head,
+    dim: o.dim,
+    K: o.K,
+    m: o.m,
+    T: o.T,
+    batch_size: o['batch-size'],
+    lr: o.lr,
+    weight_decay: o.wd,
+    epochs: o.epochs,
+    augmentation: o.augmentation,
+    bn_splits: o['bn-splits'],
+    symmetric: o.symmetric,
+    knn_k: o['knn-k'],
+    knn_t: o['knn-t'],
+  };
+  return Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
 }
 
 class UsageError extends Error {}

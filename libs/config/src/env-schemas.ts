@@ -22,6 +22,11 @@ export const databaseEnv = {
     .default('postgresql://root@127.0.0.1:5432/moco'),
 };
 
+/** The demo and train:local: Fashion-MNIST's full set (default: Debian's folder); without it they use the subset shipped in libs/data. */
+export const fashionMnistEnv = {
+  FASHION_MNIST_DIR: z.string().min(1).optional(),
+};
+
 export const redisEnv = {
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
   /** Prefix for BullMQ keys, so several deployments (or test runs) can share one Redis. */

@@ -3,7 +3,8 @@ import { checkConfig, cifarDemoDefaults, imagenetV2Defaults, type MocoConfig } f
 import { z } from 'zod';
 
 // The MoCo knobs a job accepts, in the API's snake_case. Every field is optional: what is left out
-// comes from the published recipe that fits the dataset's image size (resolveHyperparameters).
+// comes from the published recipe that fits the dataset's image size, scaled to its image count
+// (resolveHyperparameters).
 
 export const Hyperparameters = z
   .object({
@@ -52,33 +53,110 @@ export interface FieldProblem {
 /** Images up to this size get the CIFAR-10 demo recipe, larger ones ImageNet MoCo v2's. */
 export const SMALL_IMAGE_MAX = 64;
 
-function recipe(imageSize: number, channels: number): ResolvedHyperparameters {
-  const base = imageSize <= SMALL_IMAGE_MAX ? cifarDemoDefaults : imagenetV2Defaults;
+/** The published recipe for the image size, as tuned for its own dataset (before the dataset-size rule). */
+function recipeForImageSize(imageSize: number): MocoConfig {
+  return imageSize <= SMALL_IMAGE_MAX ? cifarDemoDefaults : imagenetV2Defaults;
+}
+
+/*
+ * The dataset-size rule. The published recipes (libs/moco/src/config.ts) were tuned for their own
+ * datasets: the CIFAR-10 demo for 50 000 images (batch 512, lr 0.06, K 4096, 8 BN splits of 64,
+ * 200 epochs of 97 steps) and MoCo v2 for ImageNet's 1.28 M (batch 256, lr 0.03, K 65536, 200 epochs).
+ * Other image counts get them scaled as below; 50 000 small images get the demo's values back and
+ * ImageNet gets MoCo v2's.
+ * - batch: the power of two that gives an epoch at least DATASET_RULE.minStepsPerEpoch steps, between
+ *   DATASET_RULE.minBatch and the recipe's batch (never above half the images). Few steps per epoch
+ *   leave the momentum encoder and the queue no time to move between passes over the data.
+ * - bn_splits: the recipe's 8, fewer when a split would hold under 8 images (the demo's splits hold
+ *   64): BN statistics of a handful of images are noise.
+ * - lr: linear scaling with the batch (Goyal et al. 2017), lr = recipe lr x batch / recipe batch.
+ *   Both published recipes lie on that line (0.03 per 256 images), and facebookresearch/moco's README
+ *   asks for it when the batch changes (lr 0.015 for batch 128).
+ * - K: about 8% of the images (the demo keeps 4096 of 50 000; ImageNet's 65536 is 5%), a multiple of
+ *   the keys enqueued per step (the official code asserts K % batch == 0), at most the recipe's K.
+ *   A queue as large as the dataset holds each image's own stale key among its negatives, and the
+ *   random initial keys last a whole epoch.
+ * - epochs: enough for about as many SGD steps as the demo's 200 epochs (19 400), between the
+ *   recipe's 200 and 800 (the longest published schedule: MoCo v2's and the demo's 800-epoch runs).
+ * - knn_k: the demo's 200, at most a tenth of the kNN bank (the training images).
+ */
+export const DATASET_RULE = {
+  queueFraction: 0.08,
+  minStepsPerEpoch: 64,
+  minBatch: 32,
+  minImagesPerBnSplit: 8,
+  targetSteps: 200 * Math.floor(50_000 / 512),
+  maxEpochs: 800,
+  knnK: 200,
+  maxKnnKFraction: 0.1,
+} as const;
+
+const floorPow2 = (x: number) => 2 ** Math.floor(Math.log2(Math.max(1, x)));
+
+/** The recipe for the dataset's image size and image count; `chosen` holds what the client set, which the derived values follow. */
+function recipe(dataset: DatasetShape, imageSize: number, chosen: HyperparametersInput): ResolvedHyperparameters {
+  const base = recipeForImageSize(imageSize);
+  const n = dataset.imageCount;
+  const batch =
+    chosen.batch_size ??
+    Math.max(2, Math.min(floorPow2(n / 2), Math.max(DATASET_RULE.minBatch, Math.min(base.batchSize, floorPow2(n / DATASET_RULE.minStepsPerEpoch)))));
+  const keysPerStep = (chosen.symmetric ?? base.symmetric) ? 2 * batch : batch;
+  const queueSteps = Math.max(1, Math.min(Math.floor(base.K / keysPerStep), Math.round((DATASET_RULE.queueFraction * n) / keysPerStep)));
+  const stepsPerEpoch = Math.max(1, Math.floor(n / batch));
   return {
     encoder: base.arch,
     stem: base.stem,
     width: base.width,
     head: base.head,
     dim: base.dim,
-    K: base.K,
+    K: queueSteps * keysPerStep,
     m: base.m,
     T: base.T,
-    batch_size: base.batchSize,
-    lr: base.lr,
+    batch_size: batch,
+    lr: (base.lr * batch) / base.batchSize,
     momentum: base.momentum,
     weight_decay: base.weightDecay,
     schedule: 'cosine',
     lr_milestones: [120, 160],
     lr_gamma: 0.1,
-    epochs: base.epochs,
-    augmentation: channels === 1 ? 'gray' : 'v2',
+    epochs: Math.min(DATASET_RULE.maxEpochs, Math.max(base.epochs, Math.ceil(DATASET_RULE.targetSteps / stepsPerEpoch))),
+    augmentation: dataset.channels === 1 ? 'gray' : 'v2',
     image_size: imageSize,
     // One device: shuffle-BN needs sub-batches, whatever the recipe used on 8 GPUs.
-    bn_splits: 8,
-    symmetric: false,
-    knn_k: 200,
+    bn_splits: Math.max(1, Math.min(cifarDemoDefaults.bnSplits, Math.floor(batch / DATASET_RULE.minImagesPerBnSplit))),
+    symmetric: base.symmetric,
+    knn_k: Math.max(1, Math.min(DATASET_RULE.knnK, Math.floor(DATASET_RULE.maxKnnKFraction * n))),
     knn_t: 0.1,
   };
+}
+
+/**
+ * Settings that run but are known to train badly or measure nothing (the client may have reasons,
+ * so they are warnings, not problems): a queue at least as large as the dataset, a kNN monitor
+ * whose k covers the whole bank, BN splits of fewer than 8 images.
+ */
+export function hyperparameterWarnings(h: ResolvedHyperparameters, imageCount: number): FieldProblem[] {
+  const warnings: FieldProblem[] = [];
+  const warn = (bad: boolean, field: string, message: string) => {
+    if (bad) warnings.push({ field: `hyperparameters.${field}`, message });
+  };
+  warn(
+    h.K >= imageCount,
+    'K',
+    `is at least the dataset's ${imageCount} images: each query meets its own stale key among the negatives and the random initial queue lasts a whole epoch (the recipe keeps K near ${100 * DATASET_RULE.queueFraction}% of the images)`,
+  );
+  warn(
+    h.knn_k >= imageCount,
+    'knn_k',
+    `is at least the kNN bank's ${imageCount} images (the training set): every test image is voted on by the whole bank, so the monitor measures class frequencies, not features`,
+  );
+  const perSplit = Math.floor(h.batch_size / h.bn_splits);
+  warn(
+    perSplit < DATASET_RULE.minImagesPerBnSplit,
+    'bn_splits',
+    `leaves ${perSplit} images per BN split (batch_size ${h.batch_size} / bn_splits ${h.bn_splits}); under ${DATASET_RULE.minImagesPerBnSplit} the batch statistics are noise`,
+  );
+  return warnings;
 }
 
 /** Steps are counted in 32-bit integer columns (job progress, checkpoints, metrics). */
@@ -88,16 +166,17 @@ export const MAX_TOTAL_STEPS = 2 ** 31 - 1;
 const MIN_IMAGE_SIZE = { cifar: 8, imagenet: 32 } as const;
 
 /**
- * Fills the defaults from the recipe for the dataset's image size and cross-checks the result:
+ * Fills the defaults from the recipe for the dataset's image size and image count (the dataset-size
+ * rule above) and cross-checks the result:
  * K against batch, bn_splits against batch, image size against the stem, batch against the
  * dataset. Problems name the field as the client spelled it (`hyperparameters.K`).
  */
 export function resolveHyperparameters(
   input: HyperparametersInput,
   dataset: DatasetShape,
-): { value: ResolvedHyperparameters; problems: FieldProblem[] } {
+): { value: ResolvedHyperparameters; problems: FieldProblem[]; warnings: FieldProblem[] } {
   const imageSize = input.image_size ?? Math.max(dataset.height, dataset.width);
-  const value: ResolvedHyperparameters = { ...recipe(imageSize, dataset.channels), ...input };
+  const value: ResolvedHyperparameters = { ...recipe(dataset, imageSize, input), ...input };
   const problems: FieldProblem[] = checkConfig(toMocoConfig(value, dataset.channels)).map((p) => ({
     field: `hyperparameters.${p.field}`,
     message: p.message,
@@ -123,7 +202,7 @@ export function resolveHyperparameters(
     'lr_milestones',
     'must be increasing epochs no later than epochs',
   );
-  return { value, problems };
+  return { value, problems, warnings: hyperparameterWarnings(value, dataset.imageCount) };
 }
 
 export function toMocoConfig(h: ResolvedHyperparameters, channels: number): MocoConfig {

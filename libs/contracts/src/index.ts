@@ -1,5 +1,7 @@
 export {
+  DATASET_RULE,
   Hyperparameters,
+  hyperparameterWarnings,
   HyperparametersInput,
   resolveHyperparameters,
   SMALL_IMAGE_MAX,

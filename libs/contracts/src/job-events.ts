@@ -14,8 +14,18 @@ const checkpointId = z.string().nullable();
 /** A metric value as JSON carries it: a value that is not finite (a diverged loss) is null. */
 const value = z.number().nullable();
 
+/** A setting that runs but is known to train badly; the job is created anyway. */
+export const FieldWarning = z
+  .object({
+    field: z.string().describe('the request field, e.g. hyperparameters.K'),
+    message: z.string(),
+  })
+  .meta({ id: 'FieldWarning' });
+export type FieldWarning = z.infer<typeof FieldWarning>;
+
 export const JOB_EVENT_DATA = {
   created: z.object({ status }),
+  warning: FieldWarning,
   started: z.object({ status, attempt: z.number().int().min(1), worker_id: z.string() }),
   dataset_loaded: z.object({
     images: z.number().int(),

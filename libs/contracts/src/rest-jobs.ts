@@ -1,6 +1,6 @@
 import { CheckpointEncoder, CheckpointTransform } from './checkpoint-metadata.js';
 import { z } from 'zod';
-import { JOB_EVENT_DATA, JOB_EVENT_TYPES, type JobEventType } from './job-events.js';
+import { FieldWarning, JOB_EVENT_DATA, JOB_EVENT_TYPES, type JobEventType } from './job-events.js';
 import { JobStatus } from './job-status.js';
 import { Hyperparameters, HyperparametersInput, MAX_TOTAL_STEPS } from './hyperparameters.js';
 import { CollapseGuard, EarlyStopping } from './job-options.js';
@@ -8,7 +8,7 @@ import { commaList, PageQuery, page, Timestamp } from './rest-common.js';
 import { CheckpointDownloads } from './rest-checkpoints.js';
 
 export { JOB_STATUS_VALUES, JobStatus, type JobStatusValue } from './job-status.js';
-export { JOB_EVENT_DATA, JOB_EVENT_TYPES, JobEventType, parseJobEventData, type JobEventData } from './job-events.js';
+export { FieldWarning, JOB_EVENT_DATA, JOB_EVENT_TYPES, JobEventType, parseJobEventData, type JobEventData } from './job-events.js';
 
 export const METADATA_MAX_KEYS = 32;
 
@@ -47,6 +47,7 @@ export const JobPreview = z
     hyperparameters: Hyperparameters.describe('resolved: the request\'s fields, the rest from the recipe for the dataset'),
     total_steps: z.number().int(),
     steps_per_epoch: z.number().int(),
+    warnings: z.array(FieldWarning).describe('what createJob would answer in its warnings'),
   })
   .meta({ id: 'JobPreview' });
 export type JobPreview = z.infer<typeof JobPreview>;
@@ -90,6 +91,13 @@ export const Job = z
   })
   .meta({ id: 'Job' });
 export type Job = z.infer<typeof Job>;
+
+export const CreatedJob = Job.extend({
+  warnings: z
+    .array(FieldWarning)
+    .describe('known-bad settings of the resolved hyperparameters (also recorded as `warning` events); empty when none'),
+}).meta({ id: 'CreatedJob' });
+export type CreatedJob = z.infer<typeof CreatedJob>;
 
 export const JobPage = page(Job);
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { meanStd } from './dataset-stats.js';
-import { FASHION_MNIST_CLASSES, loadFashionMnist } from './fashion-mnist.js';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_SUBSET, findFashionMnist, loadFashionMnist } from './fashion-mnist.js';
 import { readError } from './test-fixtures.js';
 
 // The Debian package dataset-fashion-mnist installs the real files.
@@ -30,5 +30,30 @@ describe('Fashion-MNIST', () => {
 
   it('reports a missing installation', async () => {
     expect((await readError(loadFashionMnist('train', { dir: '/nonexistent' }))).code).toBe('not_found');
+  });
+
+  it('finds the full set where it is installed', async () => {
+    expect(await findFashionMnist()).toMatchObject({ dir: FASHION_MNIST_DIR, subset: false });
+  });
+
+  it('falls back to the shipped subset: the first images of each class, balanced, the same pixels', async () => {
+    const source = await findFashionMnist('/nonexistent');
+    expect(source).toMatchObject({ dir: FASHION_MNIST_SUBSET.dir, subset: true });
+    expect(source.description).toMatch(/not in \/nonexistent; using the subset .*5000 training and 2000 test images/);
+    for (const split of ['train', 'test'] as const) {
+      const [subset, full] = await Promise.all([loadFashionMnist(split, { dir: source.dir }), loadFashionMnist(split)]);
+      const perClass = FASHION_MNIST_SUBSET.perClass[split];
+      expect(subset.count).toBe(10 * perClass);
+      // The images the build script keeps, recomputed from the full set: the first perClass of each class.
+      const taken = new Array(10).fill(0);
+      const keep = [...full.labels!.keys()].filter((i) => taken[full.labels![i]!]++ < perClass);
+      expect([...subset.labels!]).toEqual(keep.map((i) => full.labels![i]!));
+      const size = 28 * 28;
+      keep.forEach((from, to) => {
+        if (!Buffer.from(subset.pixels.subarray(to * size, (to + 1) * size)).equals(full.pixels.subarray(from * size, (from + 1) * size))) {
+          throw new Error(`${split} image ${to} differs from full image ${from}`);
+        }
+      });
+    }
   });
 });

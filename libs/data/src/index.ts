@@ -4,7 +4,7 @@ export { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_PIXELS_PER_IMAGE, typ
 export { readDataset, type DatasetSource } from './read-dataset.js';
 export { decodeImage, readImageSize, type DecodeTarget, type RawImage } from './decode-image.js';
 export { CIFAR10_CLASSES } from './cifar-reader.js';
-export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadFashionMnist } from './fashion-mnist.js';
+export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, FASHION_MNIST_SUBSET, findFashionMnist, loadFashionMnist, type FashionMnistSource } from './fashion-mnist.js';
 export { meanStd } from './dataset-stats.js';
 export { classCounts, sampleIndices, thumbnails, THUMBNAIL_MAX_SIDE, type Thumbnail } from './dataset-samples.js';
 export { batchCount, batches, type Batch, type BatchOptions } from './batches.js';

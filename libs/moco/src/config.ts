@@ -40,6 +40,10 @@ export interface MocoConfig extends EncoderConfig {
   batchSize: number;
 }
 
+// Both recipes are as published, for their own datasets (50 000 CIFAR-10 images; ImageNet's 1.28 M).
+// The service scales batch, lr, bn_splits, K, epochs and the kNN monitor's k to other image counts by
+// the dataset-size rule in libs/contracts/src/hyperparameters.ts (DATASET_RULE), which gives these back
+// on those datasets.
 export const cifarDemoDefaults: MocoConfig = {
   arch: 'resnet18',
   stem: 'cifar',

@@ -128,7 +128,8 @@ class Jobs:
         "early_stopping": {"metric", "patience", "min_delta"}, "collapse": {"min_feature_std", "steps"}}``).
         With a labelled eval dataset the job's ``best_checkpoint_id`` names its best evaluation's
         checkpoint, which ``models.promote`` accepts. A random Idempotency-Key is sent unless given,
-        so that retries never create two."""
+        so that retries never create two. The answer is the job with ``warnings``:
+        ``[{"field", "message"}]`` for settings known to train badly."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return self._http.json("/v1/jobs", method="POST", json_body=request, headers=headers, retry=True)
 

@@ -8,6 +8,7 @@ import type {
   Checkpoint,
   CreateApiKeyRequest,
   CreatedApiKey,
+  CreatedJob,
   CreateJobRequest,
   Dataset,
   DatasetSamples,
@@ -120,9 +121,12 @@ export class MocoClient {
   };
 
   readonly jobs = {
-    /** Creates a job; a random Idempotency-Key is sent unless given, so retries never create two. */
+    /**
+     * Creates a job; a random Idempotency-Key is sent unless given, so retries never create two.
+     * `warnings` lists settings known to train badly (the job is created anyway).
+     */
     create: (req: CreateJobRequest, opts: Call & { idempotencyKey?: string } = {}) =>
-      this.http.json<Job>('/v1/jobs', {
+      this.http.json<CreatedJob>('/v1/jobs', {
         method: 'POST',
         json: req,
         headers: { 'idempotency-key': opts.idempotencyKey ?? randomUUID() },

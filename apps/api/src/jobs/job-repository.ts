@@ -56,7 +56,7 @@ const JOB_COLUMNS = Object.keys(Prisma.JobScalarFieldEnum)
   .map((field) => `${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)} AS "${field}"`)
   .join(', ');
 
-// $1 the caller's key; $2-$17 the job's columns; $18-$20 its event; $21 the channel of live readers.
+// $1 the caller's key; $2-$17 the job's columns; $18 its events (a JSON array); $19 the channel of live readers.
 const INSERT_JOB_WITH_EVENT = `
   WITH allowed AS (
     SELECT
@@ -70,10 +70,13 @@ const INSERT_JOB_WITH_EVENT = `
     FROM allowed WHERE key_usable AND datasets_ready
     RETURNING ${JOB_COLUMNS}
   ), event AS (
-    INSERT INTO job_events (job_id, type, message, data) SELECT id, $18, $19, $20::jsonb FROM job
+    INSERT INTO job_events (job_id, type, message, data)
+    SELECT job.id, e.value->>'type', e.value->>'message', e.value->'data'
+    FROM job, jsonb_array_elements($18::jsonb) WITH ORDINALITY AS e(value, n)
+    ORDER BY e.n
   )
   SELECT a.key_usable AS "keyUsable", a.datasets_ready AS "datasetsReady", j.*
-  FROM allowed a LEFT JOIN (SELECT job.* FROM job CROSS JOIN LATERAL pg_notify($21, job.id) AS woken) j ON true`;
+  FROM allowed a LEFT JOIN (SELECT job.* FROM job CROSS JOIN LATERAL pg_notify($19, job.id) AS woken) j ON true`;
 
 export type JobRepository = ReturnType<typeof createJobRepository>;
 
@@ -84,21 +87,23 @@ const inProject = (projectId: string | undefined) => (projectId === undefined ? 
 export function createJobRepository(db: Db) {
   return {
     /**
-     * The job, its `created` event and the wake-up of live readers, in one statement (so atomically),
+     * The job, its events (`created`, then any warnings) and the wake-up of live readers, in one
+     * statement (so atomically),
      * provided the caller's key is still usable and the datasets are ready in the project: the
      * caller may have read both from its caches, and a revocation must never let a job in. One
      * round trip of a prepared statement on Prisma's own pool, because it is the hot path of job
      * submission and Prisma's work per query costs more than the statement (bench:api).
      */
-    async insertWithEvent(job: NewJob, event: JobEventInput, keyId: string): Promise<InsertOutcome> {
+    async insertWithEvents(job: NewJob, events: readonly JobEventInput[], keyId: string): Promise<InsertOutcome> {
       const { rows } = await sqlPool(db).query<InsertOutcome & Partial<JobModel>>({
-        name: 'insert-job-with-event',
+        name: 'insert-job-with-events',
         text: INSERT_JOB_WITH_EVENT,
         values: [
           keyId, job.id, job.projectId, job.datasetId, job.evalDatasetId, job.status, JSON.stringify(job.hyperparameters), job.seed,
           JSON.stringify(job.metadata), job.checkpointEvery, job.maxRuntimeS, job.initCheckpointId, jsonOrNull(job.earlyStopping),
-          jsonOrNull(job.collapse), job.idempotencyKey, job.requestHash, job.totalSteps, event.type, event.message,
-          JSON.stringify(parseJobEventData(event.type, event.data ?? {})), JOB_UPDATES_CHANNEL,
+          jsonOrNull(job.collapse), job.idempotencyKey, job.requestHash, job.totalSteps,
+          JSON.stringify(events.map((e) => ({ type: e.type, message: e.message, data: parseJobEventData(e.type, e.data ?? {}) }))),
+          JOB_UPDATES_CHANNEL,
         ],
       });
       const { keyUsable, datasetsReady, ...created } = rows[0]!;

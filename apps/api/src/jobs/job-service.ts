@@ -1,9 +1,12 @@
 import { createHash, randomInt } from 'node:crypto';
 import {
+  hyperparameterWarnings,
   resolveHyperparameters,
   totalSteps,
   type Checkpoint,
+  type CreatedJob,
   type CreateJobRequest,
+  type FieldWarning,
   type HyperparametersInput,
   type Job,
   type JobEvent,
@@ -51,6 +54,7 @@ interface JobPlan {
   totalSteps: number;
   seed: number;
   initCheckpointId: string | null;
+  warnings: FieldWarning[];
 }
 
 /** JSON with object keys sorted, so equal bodies hash equal whatever their key order. */
@@ -129,7 +133,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
       }
     }
     const shape = { height: dataset.height!, width: dataset.width!, channels: dataset.channels!, imageCount: dataset.imageCount! };
-    const { value, problems } = resolveHyperparameters(input, shape);
+    const { value, problems, warnings } = resolveHyperparameters(input, shape);
     if (problems.length > 0) throw invalidParameters(problems.map((p) => ({ param: p.field, message: p.message })));
     fitsWorkers(value, shape.channels);
     return {
@@ -139,10 +143,17 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
       totalSteps: totalSteps(value, shape.imageCount),
       seed: seed ?? randomInt(0, 2 ** 31 - 1),
       initCheckpointId,
+      warnings,
     };
   }
 
-  function replay(prior: JobModel, requestHash: string): { job: Job; replayed: true } {
+  /** A replayed create answers with the warnings its job was created with. */
+  async function warningsOf(job: JobModel): Promise<FieldWarning[]> {
+    const dataset = await datasets.findById(job.projectId, job.datasetId);
+    return dataset ? hyperparameterWarnings(job.hyperparameters as ResolvedHyperparameters, dataset.imageCount!) : [];
+  }
+
+  async function replay(prior: JobModel, requestHash: string): Promise<{ job: CreatedJob; replayed: true }> {
     if (prior.requestHash !== requestHash) {
       throw new ApiError(
         409,
@@ -151,7 +162,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
         'idempotency-key',
       );
     }
-    return { job: toJobResource(prior), replayed: true };
+    return { job: { ...toJobResource(prior), warnings: await warningsOf(prior) }, replayed: true };
   }
 
   async function findJob(projectId: string | undefined, id: string): Promise<JobModel> {
@@ -173,16 +184,17 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
         hyperparameters: p.hyperparameters,
         total_steps: p.totalSteps,
         steps_per_epoch: p.totalSteps / p.hyperparameters.epochs,
+        warnings: p.warnings,
       };
     },
 
     /**
-     * Creates the job (row + `created` event, one transaction) and enqueues it. With an
+     * Creates the job (row, `created` event and a `warning` event per known-bad setting, one statement) and enqueues it. With an
      * idempotency key, a repeat of the same body returns the first job (replayed) and a different
      * body is a conflict; two concurrent requests race on the unique (project, key) index and the
      * loser returns the winner's job.
      */
-    async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
+    async create(principal: Principal, body: CreateJobBody, idempotencyKey?: string): Promise<{ job: CreatedJob; replayed: boolean }> {
       const projectId = principal.projectId;
       const requestHash = idempotencyKey === undefined ? null : createHash('sha256').update(canonicalJson(body)).digest('hex');
       if (idempotencyKey !== undefined) {
@@ -190,7 +202,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
         if (prior) return replay(prior, requestHash!);
       }
       /** Plans (from cached datasets unless `fresh`) and inserts; the insert re-checks the key and the datasets. */
-      const planAndInsert = async (fresh: boolean): Promise<InsertOutcome> => {
+      const planAndInsert = async (fresh: boolean): Promise<{ outcome: InsertOutcome; warnings: FieldWarning[] }> => {
         const p = await plan(projectId, body, fresh);
         const job = {
           id: newId('job'),
@@ -210,13 +222,18 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
           requestHash,
           totalSteps: p.totalSteps,
         };
-        return repo.insertWithEvent(job, { type: 'created', message: 'job created', data: { status: 'queued' } }, principal.keyId);
+        const events = [
+          { type: 'created' as const, message: 'job created', data: { status: 'queued' as const } },
+          ...p.warnings.map((w) => ({ type: 'warning' as const, message: `${w.field} ${w.message}`, data: { ...w } })),
+        ];
+        return { outcome: await repo.insertWithEvents(job, events, principal.keyId), warnings: p.warnings };
       };
       let outcome: InsertOutcome;
+      let warnings: FieldWarning[];
       try {
-        outcome = await planAndInsert(false);
+        ({ outcome, warnings } = await planAndInsert(false));
         // A cached dataset is gone: planning from fresh rows names the reason.
-        if (outcome.keyUsable && !outcome.datasetsReady) outcome = await planAndInsert(true);
+        if (outcome.keyUsable && !outcome.datasetsReady) ({ outcome, warnings } = await planAndInsert(true));
       } catch (err) {
         if (idempotencyKey !== undefined && isUniqueViolation(err)) {
           const winner = await repo.findByIdempotencyKey(projectId, idempotencyKey);
@@ -237,7 +254,7 @@ export function createJobService({ repo, datasets, queue, log, jobsCreated, fits
         // enqueues queued jobs that have no message, so the client still gets its job.
         log.warn({ err, jobId: row.id }, 'could not enqueue the job now; the reconciler will');
       }
-      return { job: toJobResource(row), replayed: false };
+      return { job: { ...toJobResource(row), warnings }, replayed: false };
     },
 
     async get(projectId: string | undefined, id: string): Promise<Job> {

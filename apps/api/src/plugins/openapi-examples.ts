@@ -1,4 +1,4 @@
-import { checkpointDownloads } from '@moco/contracts';
+import { checkpointDownloads, hyperparameterWarnings, type ResolvedHyperparameters } from '@moco/contracts';
 
 // One example per operation of the OpenAPI document, by operationId: its request body (where it
 // has one) and its success answer. Taken from a real run (a tiny job on 64 16x16 images), so
@@ -113,6 +113,9 @@ const queuedJob = {
   updated_at: job.created_at,
 };
 
+// The tiny settings of this example on 64 images: the warnings the API gives for them.
+const createdJob = { ...queuedJob, warnings: hyperparameterWarnings(job.hyperparameters as ResolvedHyperparameters, dataset.image_count) };
+
 const transform = { size: 16, channels: 3, mean: [0.4993, 0.4993, 0.4993], std: [0.2885, 0.2885, 0.2885] };
 const encoder = { arch: 'resnet18', stem: 'cifar', width: 4, in_channels: 3, head: 'v1', dim: 16 };
 
@@ -179,10 +182,10 @@ export const EXAMPLES: Record<string, OperationExample> = {
   getDataset: { response: dataset },
   // An 8x8 thumbnail, cut short to one sample.
   getDatasetSamples: { response: { dataset_id: DATASET, data: [{ label: 0, class_name: 'cat', png: 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAA00lEQVQImQHIADf/AAAlSm+Uud4DKE1yl7zhBitQdZq/5AkuUwB4ncLnDDFWe6DF6g80WX6jyO0SN1yBpssA8BU6X4SpzvMYPWKHrNH2G0Bliq/U+R5DAGiNstf8IUZrkLXa/yRJbpO43QInTHGWuwDgBSpPdJm+4wgtUnecweYLMFV6n8TpDjMAWH2ix+wRNluApcrvFDleg6jN8hc8YYarAND1Gj9kia7T+B1CZ4yx1vsgRWqPtNn+IwBIbZK33AEmS3CVut8EKU5zmL3iByxRdptWNF4hPKf9jAAAAABJRU5ErkJggg==' }] } },
-  createJob: { request: createJob, response: queuedJob },
+  createJob: { request: createJob, response: createdJob },
   previewJob: {
     request: { dataset_id: DATASET, hyperparameters: createJob.hyperparameters },
-    response: { project_id: PROJECT, dataset_id: DATASET, eval_dataset_id: null, hyperparameters: job.hyperparameters, total_steps: 4, steps_per_epoch: 2 },
+    response: { project_id: PROJECT, dataset_id: DATASET, eval_dataset_id: null, hyperparameters: job.hyperparameters, total_steps: 4, steps_per_epoch: 2, warnings: createdJob.warnings },
   },
   listJobs: { response: page([job], JOB) },
   getJob: { response: job },

@@ -1,5 +1,6 @@
 import {
   CheckpointPage,
+  CreatedJob,
   CreateJobRequest,
   ErrorBody,
   EventCursor,
@@ -42,12 +43,14 @@ const jobRoutes: FastifyPluginAsyncZod<{ jobs: JobService; streams: EventStreams
         operationId: 'createJob',
         summary: 'Create a training job',
         description:
-          'Validates the datasets and hyperparameters (unset ones come from the recipe for the image size) and queues the job. ' +
+          'Validates the datasets and hyperparameters (unset ones come from the recipe for the image size, scaled to the image count) and queues the job. ' +
+          'Settings known to train badly (K at or above the image count, knn_k at or above the kNN bank, fewer than 8 images per BN split) ' +
+          'are accepted but listed in `warnings` and recorded as `warning` events. ' +
           'With `Idempotency-Key`, repeating the same body returns the first job (200, `Idempotent-Replayed: true`); ' +
           'a different body with the same key is 409 `idempotency_conflict`.',
         body: CreateJobRequest,
         headers: z.looseObject({ 'idempotency-key': z.string().min(1).max(255).optional() }),
-        response: { 200: Job, 201: Job, 400: ErrorBody, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody },
+        response: { 200: CreatedJob, 201: CreatedJob, 400: ErrorBody, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody },
       },
       config: { expensive: true },
     },

@@ -28,7 +28,7 @@ async function get(url: string, k: CreatedKey = key) {
 }
 
 describe('POST /v1/jobs', () => {
-  it('resolves the recipe defaults for the dataset, stores the job queued and enqueues it', async () => {
+  it('resolves the recipe defaults for the dataset size, stores the job queued and enqueues it', async () => {
     const res = await post({ dataset_id: datasetId, metadata: { team: 'vision' } });
     expect(res.statusCode).toBe(201);
     const job = res.json();
@@ -39,17 +39,39 @@ describe('POST /v1/jobs', () => {
       status: 'queued',
       metadata: { team: 'vision' },
       checkpoint_every: 500,
-      hyperparameters: { encoder: 'resnet18', stem: 'cifar', batch_size: 512, K: 4096, augmentation: 'gray', image_size: 28 },
+      // The CIFAR demo recipe scaled to 1000 images (libs/contracts DATASET_RULE).
+      hyperparameters: { encoder: 'resnet18', stem: 'cifar', batch_size: 32, bn_splits: 4, K: 96, epochs: 626, knn_k: 100, augmentation: 'gray', image_size: 28 },
       progress: { step: 0, epoch: 0, fraction: 0 },
       error: null,
+      warnings: [],
     });
-    expect(job.progress.total_steps).toBe(job.hyperparameters.epochs * Math.floor(1000 / 512));
+    expect(job.progress.total_steps).toBe(626 * Math.floor(1000 / 32));
     expect(Number.isInteger(job.seed)).toBe(true);
     const message = await t.current.queue.getJob(job.id);
     expect(message?.data).toEqual({ jobId: job.id });
     const events = await get(`/v1/jobs/${job.id}/events`);
     expect(events.data.map((e: { type: string }) => e.type)).toEqual(['created']);
-    expect(await get(`/v1/jobs/${job.id}`)).toEqual(job);
+    const { warnings, ...resource } = job;
+    expect(await get(`/v1/jobs/${job.id}`)).toEqual(resource);
+  });
+
+  it('creates a job with known-bad settings but warns in the response and in warning events', async () => {
+    const body = { dataset_id: datasetId, hyperparameters: { K: 1024, batch_size: 64, bn_splits: 16, knn_k: 1000, epochs: 2 }, metadata: { case: 'warnings' } };
+    const res = await post(body, { 'idempotency-key': 'bad-settings' });
+    expect(res.statusCode).toBe(201);
+    const job = res.json();
+    const fields = ['hyperparameters.K', 'hyperparameters.knn_k', 'hyperparameters.bn_splits'];
+    expect(job.warnings.map((w: { field: string }) => w.field)).toEqual(fields);
+    expect(job.warnings[0].message).toMatch(/at least the dataset's 1000 images/);
+    expect(job.warnings[2].message).toMatch(/leaves 4 images per BN split/);
+    const events = (await get(`/v1/jobs/${job.id}/events`)).data as { type: string; message: string; data: { field?: string } }[];
+    expect(events.map((e) => e.type)).toEqual(['created', 'warning', 'warning', 'warning']);
+    expect(events.slice(1).map((e) => e.data.field)).toEqual(fields);
+    expect(events[1]!.message).toMatch(/^hyperparameters\.K is at least/);
+    // A replay answers with the same warnings.
+    const again = await post(body, { 'idempotency-key': 'bad-settings' });
+    expect(again.statusCode).toBe(200);
+    expect(again.json().warnings).toEqual(job.warnings);
   });
 
   it('names the field of range, schema and cross-field errors', async () => {
@@ -226,6 +248,7 @@ describe('POST /v1/jobs/preview', () => {
       hyperparameters: job.hyperparameters,
       total_steps: job.progress.total_steps,
       steps_per_epoch: job.progress.total_steps / 3,
+      warnings: job.warnings,
     });
   });
 

@@ -13,7 +13,7 @@ let colour: string;
 
 beforeAll(async () => {
   key = await t.current.createKey('memory');
-  gray = (await insertDataset(t.current.db, key.project_id)).id;
+  gray = (await insertDataset(t.current.db, key.project_id, { imageCount: 60_000 })).id;
   colour = (await insertDataset(t.current.db, key.project_id, { height: 32, width: 32, channels: 3 })).id;
 });
 
@@ -29,7 +29,7 @@ describe('jobs that cannot fit the workers', () => {
       param: 'hyperparameters',
       message: expect.stringMatching(/^a training step of this job needs about \d+\.\d\d GiB \(estimated: width 64, batch_size 128, image_size 32, resnet18\), more than the wasm backend's limit of 4\.00 GiB/),
     });
-    // The recipe's defaults for small images (width 64, batch 512) too.
+    // The recipe's defaults for 60 000 small images (width 64, batch 512) too.
     expect((await post({ dataset_id: gray })).json().error.code).toBe('model_too_large');
     expect(await t.current.db.job.count({ where: { projectId: key.project_id } })).toBe(0);
 
