@@ -63,9 +63,12 @@ function recipeFlags(c: MocoConfig): string[] {
   return [...Object.entries(valued).flatMap(([k, v]) => [`--${k}`, String(v)]), ...(symmetric ? ['--symmetric'] : [])];
 }
 
+/** The kNN monitor of both trainers: the MoCo CIFAR demo's weighted vote. */
+const KNN = { k: 200, t: 0.1 };
+
 function budgetFlags(o: Options): string[] {
   const keys = ['train-limit', 'test-limit', 'epochs', 'width', 'batch-size'] as const;
-  return keys.flatMap((k) => [`--${k}`, String(o[k])]);
+  return [...keys.flatMap((k) => [`--${k}`, String(o[k])]), '--knn-k', String(KNN.k), '--knn-t', String(KNN.t)];
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
     epochs: o.epochs,
     width: o.width,
     batch_size: o['batch-size'],
-    knn: { k: 200, t: 0.1 },
+    knn: KNN,
   };
   process.stdout.write(JSON.stringify({ budget, recipes: Object.fromEntries(Object.entries(RECIPES).map(([name, c]) => [name, recipeOptions(c)])), summary, gain, baselines, runs }, null, 1) + '\n');
 }
