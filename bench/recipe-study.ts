@@ -1,19 +1,21 @@
-// The recipe study: the published small-image MoCo recipe against the service's own at the same
-// budget, on Fashion-MNIST, in our trainer (`train:local`) and in the PyTorch reference
+// The recipe study: the published small-image MoCo recipe against a candidate change to it at the
+// same budget, on Fashion-MNIST, in our trainer (`train:local`) and in the PyTorch reference
 // (`train_reference.py`), several seeds each. `npm run study:recipe -- --help`.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cifarDemoDefaults, smallImageDefaults, type MocoConfig } from '@moco/moco/config';
+import { cifarDemoDefaults, type MocoConfig } from '@moco/moco/config';
 import { z } from 'zod';
 import { findTorchPython, referenceDir } from '../libs/moco/src/testing/torch-reference.js';
 
 const usage = `Usage: npm run -s study:recipe -- [options]
 
 Trains every recipe x engine x seed on the same Fashion-MNIST budget and prints one JSON object:
-the runs, each recipe's mean kNN accuracy per engine, and the service recipe's gain over the
-published one, seed by seed. Progress goes to stderr.
+the runs, each recipe's mean kNN accuracy per engine, and the candidate's gain over the published
+recipe (cifarDemoDefaults), seed by seed. Progress goes to stderr.
 
+  --candidate JSON         what the candidate changes in the published recipe, among K, m, T, lr,
+                           weightDecay, bnSplits, head, dim, symmetric (default {"head":"v2","T":0.2})
   --seeds N (3)            seeds 0..N-1
   --train-limit N (2048)   first N training images (also the kNN bank)
   --test-limit N (2000)    first N test images, voted on by the bank (k 200, t 0.1)
@@ -22,10 +24,35 @@ published one, seed by seed. Progress goes to stderr.
   --parallel N (2)         runs at a time, each on --threads N (1) threads
 `;
 
-/** The recipes compared; the study varies only these fields, the budget fixes the rest. */
-const RECIPES: Record<string, MocoConfig> = { published: cifarDemoDefaults, service: smallImageDefaults };
+/** The recipe fields a candidate may change; the budget options fix the rest. */
+const CandidateChanges = z
+  .object({
+    K: z.number().int().positive(),
+    m: z.number().min(0).lt(1),
+    T: z.number().positive(),
+    lr: z.number().positive(),
+    weightDecay: z.number().min(0),
+    bnSplits: z.number().int().positive(),
+    head: z.enum(['v1', 'v2']),
+    dim: z.number().int().positive(),
+    symmetric: z.boolean(),
+  })
+  .partial()
+  .strict();
 
 const Options = z.object({
+  candidate: z
+    .string()
+    .default('{"head":"v2","T":0.2}')
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+        return z.NEVER;
+      }
+    })
+    .pipe(CandidateChanges),
   seeds: z.coerce.number().int().positive().default(3),
   'train-limit': z.coerce.number().int().positive().default(2048),
   'test-limit': z.coerce.number().int().positive().default(2000),
@@ -80,9 +107,9 @@ function command(engine: Engine, o: Options, python: string | null): { file: str
 }
 
 /** Runs one trainer to the end and reads its JSON lines. */
-function runOne(engine: Engine, recipe: string, seed: number, o: Options, python: string | null): Promise<Run> {
+function runOne(engine: Engine, recipe: string, config: MocoConfig, seed: number, o: Options, python: string | null): Promise<Run> {
   const { file, args } = command(engine, o, python);
-  const all = [...args, ...budgetFlags(o), ...recipeFlags(RECIPES[recipe]!), '--seed', String(seed), '--json'];
+  const all = [...args, ...budgetFlags(o), ...recipeFlags(config), '--seed', String(seed), '--json'];
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(file, all, {
@@ -145,10 +172,11 @@ async function main(): Promise<void> {
   const o = parsed.data;
   const python = o.engines.includes('torch') ? findTorchPython().python : null;
   const seeds = Array.from({ length: o.seeds }, (_, i) => i);
+  const recipes: Record<string, MocoConfig> = { published: cifarDemoDefaults, candidate: { ...cifarDemoDefaults, ...o.candidate } };
   const jobs = o.engines.flatMap((engine) =>
     seeds.flatMap((seed) =>
-      Object.keys(RECIPES).map((recipe) => async () => {
-        const run = await runOne(engine, recipe, seed, o, python);
+      Object.entries(recipes).map(([recipe, config]) => async () => {
+        const run = await runOne(engine, recipe, config, seed, o, python);
         process.stderr.write(`${engine} ${recipe} seed ${seed}: kNN ${run.final_knn.toFixed(2)} (${run.seconds.toFixed(0)} s)\n`);
         return run;
       }),
@@ -159,10 +187,10 @@ async function main(): Promise<void> {
   const knn = (engine: Engine, recipe: string) =>
     seeds.map((s) => runs.find((r) => r.engine === engine && r.recipe === recipe && r.seed === s)!.final_knn);
   const summary = o.engines.flatMap((engine) =>
-    Object.keys(RECIPES).map((recipe) => ({ engine, recipe, ...meanSd(knn(engine, recipe)), n: o.seeds })),
+    Object.keys(recipes).map((recipe) => ({ engine, recipe, ...meanSd(knn(engine, recipe)), n: o.seeds })),
   );
   const gain = o.engines.map((engine) => {
-    const perSeed = seeds.map((s, i) => round(knn(engine, 'service')[i]! - knn(engine, 'published')[i]!));
+    const perSeed = seeds.map((_, i) => round(knn(engine, 'candidate')[i]! - knn(engine, 'published')[i]!));
     return { engine, ...meanSd(perSeed), per_seed: perSeed };
   });
   const baselines = o.engines.map((engine) => {
@@ -178,7 +206,7 @@ async function main(): Promise<void> {
     batch_size: o['batch-size'],
     knn: KNN,
   };
-  process.stdout.write(JSON.stringify({ budget, recipes: Object.fromEntries(Object.entries(RECIPES).map(([name, c]) => [name, recipeOptions(c)])), summary, gain, baselines, runs }, null, 1) + '\n');
+  process.stdout.write(JSON.stringify({ budget, recipes: Object.fromEntries(Object.entries(recipes).map(([name, c]) => [name, recipeOptions(c)])), summary, gain, baselines, runs }, null, 1) + '\n');
 }
 
 main().catch((err: unknown) => {

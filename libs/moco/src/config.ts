@@ -58,13 +58,6 @@ export const cifarDemoDefaults: MocoConfig = {
   batchSize: 512,
 };
 
-/**
- * The service's recipe for small images: the CIFAR-10 demo recipe with MoCo v2's projection (a
- * 2-layer MLP head and T 0.2, Chen et al. 2020). Chosen by `npm run study:recipe`, which trains it
- * beside `cifarDemoDefaults` at the same budget in both our trainer and the PyTorch reference.
- */
-export const smallImageDefaults: MocoConfig = { ...cifarDemoDefaults, head: 'v2', T: 0.2 };
-
 /** MoCo v2 on ImageNet-sized images (He et al. 2020, Chen et al. 2020). */
 export const imagenetV2Defaults: MocoConfig = {
   ...cifarDemoDefaults,
