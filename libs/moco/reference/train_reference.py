@@ -10,8 +10,9 @@ Recipe (every default below is an argparse option):
   order, from the idx gz files. Pixels are x/255; mean and std (population std, scalars) are
   computed over every pixel of the used training subset and used by Normalize everywhere.
 - Model: ResNet (moco_model.ResNet, torchvision names and init), CIFAR stem (3x3 conv, stride 1,
-  no max-pool), in_channels 1, head v1 (fc: features -> dim), SplitBatchNorm with `--bn-splits`
-  in both encoders (PyTorch BN momentum 0.1, eps 1e-5). Key encoder = copy of the query encoder.
+  no max-pool), in_channels 1, head `--head` (v1: fc features -> dim; v2: Linear(features,
+  features), ReLU, Linear(features, dim)), SplitBatchNorm with `--bn-splits` in both encoders
+  (PyTorch BN momentum 0.1, eps 1e-5). Key encoder = copy of the query encoder.
 - Augmentation ("gray"), two independent draws per image for x_q and x_k, applied per image to
   the float image in [0, 1] (so no 8-bit rounding between ops):
     RandomResizedCrop(28, scale=(0.2, 1), ratio=(3/4, 4/3), bilinear)
@@ -129,6 +130,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.06)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--arch", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--head", default="v1", choices=["v1", "v2"])
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--K", type=int, default=4096)
     p.add_argument("--m", type=float, default=0.99)
@@ -205,7 +207,7 @@ def main(argv=None):
     bank_x, test_xn = (train_x - mean) / std, (test_x - mean) / std
     printer.note(f"{len(train_x)} train / {len(test_x)} test images, mean {mean:.4f} std {std:.4f}")
 
-    encoder = ResNet(args.arch, stem="cifar", width=args.width, in_channels=1, head="v1",
+    encoder = ResNet(args.arch, stem="cifar", width=args.width, in_channels=1, head=args.head,
                      dim=args.dim, bn_splits=args.bn_splits)
     init_weights(encoder)
     moco = MoCo(encoder, random_queue(args.dim, args.K), 0, args.m, args.T, args.symmetric).train()
@@ -235,7 +237,7 @@ def main(argv=None):
                         "knn_acc": acc, "seconds": time.perf_counter() - t0, "aug_seconds": aug_s})
 
     config = dict(vars(args), mean=mean, std=std, n_train=len(train_x), n_test=len(test_x),
-                  steps_per_epoch=len(train_x) // args.batch_size, stem="cifar", head="v1",
+                  steps_per_epoch=len(train_x) // args.batch_size, stem="cifar",
                   in_channels=1, sgd_momentum=0.9, bn_momentum=0.1, bn_eps=1e-5,
                   params=sum(p.numel() for p in moco.encoder_q.parameters()),
                   torch=torch.__version__)
