@@ -139,16 +139,18 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     const [first, second] = await Promise.all([client.jobs.wait(submitted.id), client.jobs.wait(other.id)]);
     expect([first.status, second.status], worker.logs.slice(-20).join('\n')).toEqual(['succeeded', 'succeeded']);
 
-    // The rows the evaluation loop writes (linear probe per evaluation, baselines once at step 0), added
-    // here by hand for the first run: the pages draw them when a job has them.
-    const knn = (await client.jobs.metrics(submitted.id, { names: ['knn_accuracy'] })).data[0]!.points;
-    await t.db.metric.createMany({
-      data: [
-        ...knn.map(([step, value]) => ({ jobId: submitted.id, name: 'probe_accuracy', step, epoch: 0, value: value! / 2 })),
-        { jobId: submitted.id, name: 'baseline_raw_knn_accuracy', step: 0, epoch: 0, value: 0.5 },
-        { jobId: submitted.id, name: 'baseline_random_knn_accuracy', step: 0, epoch: 0, value: 0.25 },
-      ],
-    });
+    // The evaluation loop's own rows: the probe per evaluation, the dataset pair's baselines once at step 0.
+    const baseline = async (id: string, name: string) => (await client.jobs.metrics(id, { names: [name] })).data[0]!.points[0]![1]!;
+    const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+    const raw = await baseline(submitted.id, 'baseline_raw_knn_accuracy');
+    const references = [
+      ['raw pixels kNN', raw],
+      ['raw pixels probe', await baseline(submitted.id, 'baseline_raw_probe_accuracy')],
+      ['random init kNN', await baseline(submitted.id, 'baseline_random_knn_accuracy')],
+      ['random init probe', await baseline(submitted.id, 'baseline_random_probe_accuracy')],
+    ] as const;
+    // Both runs share the dataset pair and image settings, so the second reuses the first's cached baselines.
+    expect(await baseline(other.id, 'baseline_raw_knn_accuracy')).toBe(raw);
 
     await page.goto(`${t.url}/admin/#/jobs`);
     for (const id of [submitted.id, other.id]) await page.locator(`#jobs-table input[value="${id}"]`).check();
@@ -156,7 +158,7 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     await expect.poll(hashOf).toBe(`#/compare?ids=${submitted.id},${other.id}`);
     await chartReaches(dashboard, 'knn_accuracy', 2, () => worker.logs);
     await chartReaches(dashboard, 'loss', 32, () => worker.logs);
-    expect(await page.locator('[data-chart="probe_accuracy"]').getAttribute('data-series')).toBe(`${submitted.id}=2 ${other.id}=0`);
+    expect(await page.locator('[data-chart="probe_accuracy"]').getAttribute('data-series')).toBe(`${submitted.id}=2 ${other.id}=2`);
     const legend = await page.locator('[data-chart="knn_accuracy"] .u-legend').textContent();
     expect(legend).toContain('k256');
     expect(legend).toContain('k128');
@@ -164,7 +166,7 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     expect(differing).toEqual(['K', 'lr']);
     for (const table of ['#compare-settings', '#compare-results']) expect(await page.locator(`${table} thead`).textContent()).toBe('k256k128');
     expect(await page.locator('#compare-results [data-status="succeeded"]').count()).toBe(2);
-    expect(await page.locator('#compare-results tr[data-row="raw pixels kNN"]').textContent()).toBe('raw pixels kNN50.0%—');
+    expect(await page.locator('#compare-results tr[data-row="raw pixels kNN"]').textContent()).toBe(`raw pixels kNN${pct(raw)}${pct(raw)}`);
     await dashboard.shot('compare', true);
 
     // The finished job's own page: every chart filled, one epoch marker between its two epochs.
@@ -175,7 +177,7 @@ describe('dashboard: datasets, submission, comparison, failures', () => {
     // The probe beside kNN, the baselines as reference lines.
     const evaluation = page.locator('[data-chart="knn_accuracy"]');
     expect(await evaluation.getAttribute('data-series')).toBe('knn_accuracy=2 probe_accuracy=2');
-    expect(await evaluation.getAttribute('data-references')).toBe('raw pixels kNN 50.0%; random init kNN 25.0%');
+    expect(await evaluation.getAttribute('data-references')).toBe(references.map(([label, v]) => `${label} ${pct(v)}`).join('; '));
     await dashboard.shot('job-succeeded', true);
   }, 480_000);
 

@@ -49,4 +49,4 @@ def trained(client: MocoClient, dataset: Dict[str, Any]) -> Dict[str, Any]:
     job = client.jobs.create({"dataset_id": dataset["id"], "hyperparameters": TINY, "seed": 1, "checkpoint_every": 2, "metadata": {"suite": "python"}})
     items: List[Any] = []
     done = client.jobs.wait(job["id"], on_item=items.append)
-    return {"job": done, "items": items}
+    return {"job": done, "items": items, "warnings": job["warnings"]}
