@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { resolveHyperparameters, toMocoConfig } from '@moco/contracts';
 import { cifarDemoDefaults, type MocoConfig } from '@moco/moco/config';
 import { z } from 'zod';
 import { findTorchPython, referenceDir } from '../libs/moco/src/testing/torch-reference.js';
@@ -14,8 +15,11 @@ Trains every recipe x engine x seed on the same Fashion-MNIST budget and prints 
 the runs, each recipe's mean kNN accuracy per engine, and the candidate's gain over the published
 recipe (cifarDemoDefaults), seed by seed. Progress goes to stderr.
 
-  --candidate JSON         what the candidate changes in the published recipe, among K, m, T, lr,
-                           weightDecay, bnSplits, head, dim, symmetric (default {"head":"v2","T":0.2})
+  --candidate service|JSON service (default): the service's own recipe for this budget (what
+                           resolveHyperparameters fills in for --train-limit 28x28 gray images at
+                           this batch and epochs); or JSON: what the candidate changes in the
+                           published recipe, among K, m, T, lr, weightDecay, bnSplits, head, dim,
+                           symmetric (e.g. {"head":"v2","T":0.2})
   --seeds N (3)            seeds 0..N-1
   --train-limit N (2048)   first N training images (also the kNN bank)
   --test-limit N (2000)    first N test images, voted on by the bank (k 200, t 0.1)
@@ -43,8 +47,9 @@ const CandidateChanges = z
 const Options = z.object({
   candidate: z
     .string()
-    .default('{"head":"v2","T":0.2}')
+    .default('service')
     .transform((s, ctx) => {
+      if (s === 'service') return null;
       try {
         return JSON.parse(s) as unknown;
       } catch {
@@ -52,7 +57,7 @@ const Options = z.object({
         return z.NEVER;
       }
     })
-    .pipe(CandidateChanges),
+    .pipe(CandidateChanges.nullable()),
   seeds: z.coerce.number().int().positive().default(3),
   'train-limit': z.coerce.number().int().positive().default(2048),
   'test-limit': z.coerce.number().int().positive().default(2000),
@@ -85,9 +90,19 @@ function recipeOptions(c: MocoConfig) {
   return { K: c.K, m: c.m, T: c.T, lr: c.lr, wd: c.weightDecay, 'bn-splits': c.bnSplits, head: c.head, dim: c.dim, symmetric: c.symmetric };
 }
 
-function recipeFlags(c: MocoConfig): string[] {
+function recipeFlags(engine: Engine, c: MocoConfig): string[] {
   const { symmetric, ...valued } = recipeOptions(c);
-  return [...Object.entries(valued).flatMap(([k, v]) => [`--${k}`, String(v)]), ...(symmetric ? ['--symmetric'] : [])];
+  // train:local's default loss follows the service's recipe, so it is told both ways; the reference's is asymmetric.
+  const loss = symmetric ? ['--symmetric'] : engine === 'ts' ? ['--no-symmetric'] : [];
+  return [...Object.entries(valued).flatMap(([k, v]) => [`--${k}`, String(v)]), ...loss];
+}
+
+/** What the service would train these images with at this budget (its recipe for the image size and count). */
+function serviceRecipe(o: Options): MocoConfig {
+  const shape = { height: 28, width: 28, channels: 1, imageCount: o['train-limit'] };
+  const { value, problems } = resolveHyperparameters({ batch_size: o['batch-size'], epochs: o.epochs, width: o.width }, shape);
+  if (problems.length > 0) throw new Error(`the service refuses this budget: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`);
+  return toMocoConfig(value, shape.channels);
 }
 
 /** The kNN monitor of both trainers: the MoCo CIFAR demo's weighted vote. */
@@ -109,7 +124,7 @@ function command(engine: Engine, o: Options, python: string | null): { file: str
 /** Runs one trainer to the end and reads its JSON lines. */
 function runOne(engine: Engine, recipe: string, config: MocoConfig, seed: number, o: Options, python: string | null): Promise<Run> {
   const { file, args } = command(engine, o, python);
-  const all = [...args, ...budgetFlags(o), ...recipeFlags(config), '--seed', String(seed), '--json'];
+  const all = [...args, ...budgetFlags(o), ...recipeFlags(engine, config), '--seed', String(seed), '--json'];
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(file, all, {
@@ -172,7 +187,10 @@ async function main(): Promise<void> {
   const o = parsed.data;
   const python = o.engines.includes('torch') ? findTorchPython().python : null;
   const seeds = Array.from({ length: o.seeds }, (_, i) => i);
-  const recipes: Record<string, MocoConfig> = { published: cifarDemoDefaults, candidate: { ...cifarDemoDefaults, ...o.candidate } };
+  const recipes: Record<string, MocoConfig> = {
+    published: cifarDemoDefaults,
+    candidate: o.candidate ? { ...cifarDemoDefaults, ...o.candidate } : serviceRecipe(o),
+  };
   const jobs = o.engines.flatMap((engine) =>
     seeds.flatMap((seed) =>
       Object.entries(recipes).map(([recipe, config]) => async () => {

@@ -120,7 +120,7 @@ try {
     const archive = await idxArchive(images, split === 'train' ? 'train' : 't10k');
     const name = `fashion-mnist${data.source.subset ? '-subset' : ''}-${split}-${images.count}`;
     const ds = await client.datasets.upload(archive, { name, filename: `fashion-mnist-${split}.tar` });
-    log(`dataset ${ds.id}: ${ds.image_count} images ${ds.height}x${ds.width}x${ds.channels}, ${ds.class_names?.length ?? 0} classes`);
+    log(`dataset ${ds.id}: ${ds.image_count} images ${ds.height}x${ds.width}x${ds.channels}, ${ds.labelled ? `${ds.class_counts?.length ?? ds.class_names?.length ?? 0} classes` : 'unlabelled'}`);
     return ds;
   };
   const train = await upload('train', data.train);
@@ -137,7 +137,7 @@ try {
   const hp = created.hyperparameters;
   log(
     `job ${created.id}: ${created.progress.total_steps} steps; the recipe for ${train.image_count} images: ` +
-      `batch ${hp.batch_size}, lr ${hp.lr}, K ${hp.K}, bn_splits ${hp.bn_splits}`,
+      `batch ${hp.batch_size}, lr ${hp.lr}, K ${hp.K}, bn_splits ${hp.bn_splits}, ${hp.symmetric ? 'symmetric' : 'asymmetric'} loss`,
   );
   for (const w of created.warnings) log(`  warning: ${w.field} ${w.message}`);
 

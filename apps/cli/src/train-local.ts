@@ -21,7 +21,7 @@ after the kNN accuracy of the randomly initialised encoder and of raw pixels.
   --epochs N (6)  --width N (8)  (short-run defaults; the service's recipe would train wider and longer)
   --batch-size N  --lr X  --bn-splits N  --K N  --knn-k N
   --arch resnet18|resnet34|resnet50  --stem cifar|imagenet  --head v1|v2  --dim N
-  --m X  --T X  --symmetric  --wd X  --augmentation gray|v1|v2  --image-size N (native)
+  --m X  --T X  --symmetric|--no-symmetric  --wd X  --augmentation gray|v1|v2  --image-size N (native)
   --seed N (0)  --knn-t X  --backend auto|tensorflow|native|wasm|cpu (auto)
   Unset MoCo knobs come from the service's recipe for the images' size and count, as a job's
   would (the start line prints them); settings known to train badly are printed as warnings.
@@ -94,6 +94,8 @@ async function main(): Promise<void> {
     ) as Record<string, { type: 'string' | 'boolean' }>,
     args: process.argv.slice(2).filter((a) => a !== '--help' && a !== '-h'),
     strict: true,
+    // --no-symmetric: the recipe's loss for small images is symmetric.
+    allowNegative: true,
     // The export's PATH.
     allowPositionals: true,
   });

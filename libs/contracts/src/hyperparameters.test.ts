@@ -6,29 +6,29 @@ const cifar = { height: 32, width: 32, channels: 3, imageCount: 50000 };
 const imagenet = { height: 224, width: 224, channels: 3, imageCount: 1_281_167 };
 
 describe('resolveHyperparameters', () => {
-  it('gives the published recipes back on the datasets they were tuned for', () => {
+  it('gives the published recipes back on the datasets they were tuned for (small images with the symmetric loss)', () => {
     // The CIFAR-10 demo on CIFAR-10's 50 000 images, MoCo v2 on ImageNet's.
     const small = resolveHyperparameters({}, cifar);
     expect(small.problems).toEqual([]);
-    expect(small.value).toMatchObject({ encoder: 'resnet18', stem: 'cifar', K: 4096, m: 0.99, T: 0.1, batch_size: 512, lr: 0.06, bn_splits: 8, epochs: 200, knn_k: 200, augmentation: 'v2', image_size: 32 });
-    expect(resolveHyperparameters({}, fmnist).value).toMatchObject({ K: 4096, batch_size: 512, lr: 0.06, epochs: 200, augmentation: 'gray', image_size: 28 });
+    expect(small.value).toMatchObject({ encoder: 'resnet18', stem: 'cifar', K: 4096, m: 0.99, T: 0.1, batch_size: 512, lr: 0.06, bn_splits: 8, epochs: 200, knn_k: 200, augmentation: 'v2', image_size: 32, symmetric: true });
+    expect(resolveHyperparameters({}, fmnist).value).toMatchObject({ K: 4096, batch_size: 512, lr: 0.06, epochs: 200, augmentation: 'gray', image_size: 28, symmetric: true });
     const large = resolveHyperparameters({}, imagenet);
     expect(large.problems).toEqual([]);
-    expect(large.value).toMatchObject({ encoder: 'resnet50', stem: 'imagenet', head: 'v2', K: 65536, m: 0.999, T: 0.2, batch_size: 256, lr: 0.03, epochs: 200, augmentation: 'v2' });
+    expect(large.value).toMatchObject({ encoder: 'resnet50', stem: 'imagenet', head: 'v2', K: 65536, m: 0.999, T: 0.2, batch_size: 256, lr: 0.03, epochs: 200, augmentation: 'v2', symmetric: false });
     expect(Hyperparameters.parse(large.value)).toEqual(large.value);
   });
 
   it('scales batch, lr, bn_splits, K, epochs and knn_k to the image count', () => {
     const demo = resolveHyperparameters({}, { ...fmnist, imageCount: 4096 });
-    // 64 steps per epoch, lr on the line of both recipes (0.03 per 256), K near 8% of the images.
-    expect(demo.value).toMatchObject({ batch_size: 64, bn_splits: 8, K: 320, epochs: 304, knn_k: 200 });
-    expect(demo.value.lr).toBeCloseTo(0.0075, 10);
+    // 64 steps per epoch, the demo's lr (small images), K near 8% of the images in steps of 2 x 64 keys.
+    expect(demo.value).toMatchObject({ batch_size: 64, bn_splits: 8, K: 384, epochs: 304, knn_k: 200, lr: 0.06, symmetric: true });
     expect([demo.problems, demo.warnings]).toEqual([[], []]);
     const tiny = resolveHyperparameters({}, { ...fmnist, imageCount: 1000 });
-    expect(tiny.value).toMatchObject({ batch_size: 32, bn_splits: 4, K: 96, epochs: 626, knn_k: 100 });
+    expect(tiny.value).toMatchObject({ batch_size: 32, bn_splits: 4, K: 64, epochs: 626, knn_k: 100 });
     expect([tiny.problems, tiny.warnings]).toEqual([[], []]);
+    // Large images: lr on MoCo v2's line (0.03 per 256 images).
     const photos = resolveHyperparameters({}, { ...imagenet, imageCount: 5000 });
-    expect(photos.value).toMatchObject({ encoder: 'resnet50', batch_size: 64, bn_splits: 8, K: 384, epochs: 249, knn_k: 200 });
+    expect(photos.value).toMatchObject({ encoder: 'resnet50', batch_size: 64, bn_splits: 8, K: 384, epochs: 249, knn_k: 200, symmetric: false });
     expect(photos.value.lr).toBeCloseTo(0.0075, 10);
     // The fewest images a job takes: nothing derived reaches the image count.
     for (const imageCount of [2, 3, 5, 17, 33, 100]) {
@@ -40,12 +40,18 @@ describe('resolveHyperparameters', () => {
     }
   });
 
-  it('derives K, lr and bn_splits from the batch the client chose', () => {
-    const r = resolveHyperparameters({ batch_size: 128, symmetric: true }, { ...fmnist, imageCount: 10000 });
-    // 2 x 128 keys per step; 8% of 10 000 is about 3 steps of them.
-    expect(r.value).toMatchObject({ batch_size: 128, K: 768, bn_splits: 8 });
-    expect(r.value.lr).toBeCloseTo(0.015, 10);
+  it('derives K, lr, bn_splits and the loss from what the client chose', () => {
+    const r = resolveHyperparameters({ batch_size: 128 }, { ...fmnist, imageCount: 10000 });
+    // 2 x 128 keys per step (symmetric); 8% of 10 000 is about 3 steps of them.
+    expect(r.value).toMatchObject({ batch_size: 128, K: 768, bn_splits: 8, lr: 0.06, symmetric: true });
     expect(r.problems).toEqual([]);
+    const asymmetric = resolveHyperparameters({ batch_size: 128, symmetric: false }, { ...fmnist, imageCount: 10000 });
+    expect(asymmetric.value).toMatchObject({ K: 768, symmetric: false });
+    // A K that holds one batch of keys but not two keeps the asymmetric loss instead of being refused.
+    const small = resolveHyperparameters({ batch_size: 128, K: 128 }, { ...fmnist, imageCount: 10000 });
+    expect([small.value.symmetric, small.problems]).toEqual([false, []]);
+    const photos = resolveHyperparameters({ batch_size: 128 }, { ...imagenet, imageCount: 10000 });
+    expect(photos.value.lr).toBeCloseTo(0.015, 10);
   });
 
   it('warns about known-bad settings without refusing them', () => {

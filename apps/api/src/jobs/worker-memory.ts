@@ -27,7 +27,8 @@ export function fitsWorkers(config: Pick<ApiConfig, 'WORKER_FLEET_BACKEND' | 'WO
       422,
       'model_too_large',
       `a training step of this job needs about ${gib(estimate.bytes)} (estimated: width ${h.width}, batch_size ${h.batch_size}, ` +
-        `image_size ${h.image_size}, ${h.encoder}), more than ${limitIs} of ${gib(limit)}: lower batch_size, width or image_size`,
+        `image_size ${h.image_size}, ${h.encoder}${h.symmetric ? ', symmetric loss' : ''}), more than ${limitIs} of ${gib(limit)}: ` +
+        `lower batch_size, width or image_size${h.symmetric ? ', or set symmetric false (half the activations)' : ''}`,
       'hyperparameters',
     );
   };

@@ -40,7 +40,7 @@ describe('POST /v1/jobs', () => {
       metadata: { team: 'vision' },
       checkpoint_every: 500,
       // The CIFAR demo recipe scaled to 1000 images (libs/contracts DATASET_RULE).
-      hyperparameters: { encoder: 'resnet18', stem: 'cifar', batch_size: 32, bn_splits: 4, K: 96, epochs: 626, knn_k: 100, augmentation: 'gray', image_size: 28 },
+      hyperparameters: { encoder: 'resnet18', stem: 'cifar', batch_size: 32, bn_splits: 4, K: 64, lr: 0.06, symmetric: true, epochs: 626, knn_k: 100, augmentation: 'gray', image_size: 28 },
       progress: { step: 0, epoch: 0, fraction: 0 },
       error: null,
       warnings: [],

@@ -27,8 +27,11 @@ describe('jobs that cannot fit the workers', () => {
     expect(wide.json().error).toEqual({
       code: 'model_too_large',
       param: 'hyperparameters',
-      message: expect.stringMatching(/^a training step of this job needs about \d+\.\d\d GiB \(estimated: width 64, batch_size 128, image_size 32, resnet18\), more than the wasm backend's limit of 4\.00 GiB/),
+      message: expect.stringMatching(/^a training step of this job needs about \d+\.\d\d GiB \(estimated: width 64, batch_size 128, image_size 32, resnet18, symmetric loss\), more than the wasm backend's limit of 4\.00 GiB: .*or set symmetric false/),
     });
+    // The asymmetric loss holds half the activations: the same job without it names no symmetric loss.
+    const asymmetric = await post({ dataset_id: colour, hyperparameters: { width: 64, batch_size: 128, K: 256, symmetric: false } });
+    expect(asymmetric.json().error.message).toMatch(/resnet18\), more than the wasm backend's limit of 4\.00 GiB: lower batch_size, width or image_size$/);
     // The recipe's defaults for 60 000 small images (width 64, batch 512) too.
     expect((await post({ dataset_id: gray })).json().error.code).toBe('model_too_large');
     expect(await t.current.db.job.count({ where: { projectId: key.project_id } })).toBe(0);
