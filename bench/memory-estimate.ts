@@ -13,6 +13,8 @@ interface Case {
   batch: number;
   size: number;
   channels: 1 | 3;
+  /** The small-image recipe's loss: both views through the query encoder. */
+  symmetric?: boolean;
 }
 
 /** Small to mid-sized steps, varying one factor at a time, that the wasm backend runs in seconds to minutes here. */
@@ -23,10 +25,12 @@ const CASES: Case[] = [
   { width: 16, batch: 64, size: 32, channels: 3 },
   { width: 16, batch: 128, size: 32, channels: 3 },
   { width: 16, batch: 64, size: 28, channels: 1 },
+  { width: 16, batch: 64, size: 28, channels: 1, symmetric: true },
+  { width: 16, batch: 64, size: 32, channels: 3, symmetric: true },
 ];
 const STEPS = 2;
 
-const configOf = (c: Case): MocoConfig => ({ ...cifarDemoDefaults, width: c.width, batchSize: c.batch, inChannels: c.channels });
+const configOf = (c: Case): MocoConfig => ({ ...cifarDemoDefaults, width: c.width, batchSize: c.batch, inChannels: c.channels, symmetric: c.symmetric ?? false });
 const mb = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
 
 /** One case, in this (child) process: the wasm heap and the tensors' peak after STEPS steps. */
