@@ -29,13 +29,14 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     const dir = mkdtempSync(join(tmpdir(), 'train-local-'));
     const state = join(dir, 'state.bin');
     const onnxFile = join(dir, 'encoder.onnx');
-    const first = trainLocal([...tiny, '--epochs', '2', '--save', state, '--export', 'onnx', onnxFile]);
+    // --no-symmetric: the published asymmetric loss instead of the small-image recipe's symmetric one.
+    const first = trainLocal([...tiny, '--no-symmetric', '--epochs', '2', '--save', state, '--export', 'onnx', onnxFile]);
     expect(first.status, first.stderr).toBe(0);
     // auto: native where the oneDNN addon is built (CI builds it), else wasm.
     const backend = /tfjs backend '(native|wasm)'/.exec(first.stderr)?.[1];
     expect(backend, first.stderr).toBeDefined();
     const [start, baselines, ...rest] = first.lines;
-    expect(start).toMatchObject({ event: 'start', train_images: 64, test_images: 64, backend });
+    expect(start).toMatchObject({ event: 'start', train_images: 64, test_images: 64, backend, config: { symmetric: false } });
     expect(baselines!.random_init_knn).toBeGreaterThan(0);
     expect(baselines!.raw_pixel_knn).toBeGreaterThan(20); // 10 classes: chance is 10
     const epochs = rest.filter((l) => 'epoch' in l);
@@ -75,7 +76,7 @@ describe.runIf(existsSync(fashionMnist))('npm run train:local', () => {
     const recipe = resolveHyperparameters({ width: 2, epochs: 1, knn_k: 500 }, { height: 28, width: 28, channels: 1, imageCount: 128 });
     const expected = toMocoConfig(recipe.value, 1);
     const start = run.lines.find((l) => l.event === 'start')!;
-    expect(start.config).toMatchObject({ K: expected.K, batchSize: expected.batchSize, lr: expected.lr, bnSplits: expected.bnSplits });
+    expect(start.config).toMatchObject({ K: expected.K, batchSize: expected.batchSize, lr: expected.lr, bnSplits: expected.bnSplits, symmetric: true });
     // The dataset-size rule, not the CIFAR demo's 4096-long queue for 128 images.
     expect(expected.K).toBeLessThan(128);
     expect((start.warnings as { field: string }[]).map((w) => w.field)).toEqual(['hyperparameters.knn_k']);
