@@ -27,7 +27,7 @@ export const Hyperparameters = z
     augmentation: z.enum(['v1', 'v2', 'gray']),
     image_size: z.number().int().min(8).max(1024),
     bn_splits: z.number().int().min(1).max(256).describe('sub-batches with their own BN statistics (shuffle-BN)'),
-    symmetric: z.boolean().describe('symmetric loss (both views as queries)'),
+    symmetric: z.boolean().describe('symmetric loss (both views as queries); the recipe turns it on for images up to 64 px, unless K holds fewer than two batches of keys'),
     knn_k: z.number().int().min(1).max(10_000).describe('neighbours of the kNN monitor'),
     knn_t: z.number().gt(0).max(10).describe('temperature of the kNN monitor'),
   })
