@@ -23,8 +23,7 @@ import { insertDataset } from '../apps/api/src/testing/fixtures.js';
 /** Connections of both sides' Postgres pools. */
 const POOL_SIZE = 10;
 const WARMUP_REQUESTS = 100;
-// Asymmetric: the recipe's symmetric loss would take this width-64 job past the wasm fleet's memory check.
-const JOB_BODY = { hyperparameters: { batch_size: 64, K: 256, epochs: 1, symmetric: false }, metadata: { bench: 'api' } };
+const JOB_BODY = { hyperparameters: { batch_size: 64, K: 256, epochs: 1 }, metadata: { bench: 'api' } };
 
 const usage = `Usage: npm run -s bench:api -- [--concurrency 32] [--duration-s 10] [--max-requests 5000]
 

@@ -14,14 +14,18 @@ const FLOAT_BYTES = 4;
 export const MEMORY_MODEL = {
   /** The backend's own memory before any tensor (wasm module, stacks, scratch); fitted. */
   BASE_BYTES: 24 * 2 ** 20,
-  /** Query and key weights, gradients, SGD momentum, and the momentum update's temporaries (counted, not fitted). */
-  PARAMETER_COPIES: 5,
+  /**
+   * Query and key weights, gradients, SGD momentum and the temporaries of the momentum update and of
+   * the weight gradients. Fitted (the widest measured encoder needs about 7), rounded up.
+   */
+  PARAMETER_COPIES: 7,
   /**
    * Floats kept per convolution output element: the query pass's tape (convolution, batch-norm
-   * intermediates, ReLU) and its gradients, plus the key pass. Fitted (16.5 by least squares),
-   * rounded up so that the estimate stays at or above every measured heap.
+   * intermediates, ReLU), the gradients still live during the backward pass (variableGradsFreeing
+   * releases each node's as it goes), plus the key pass. Fitted (11.0 by least squares), so that
+   * the estimate stays at or above every measured heap.
    */
-  ACTIVATION_COPIES: 17,
+  ACTIVATION_COPIES: 11,
 };
 
 export interface TrainingMemoryEstimate {

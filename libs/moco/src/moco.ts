@@ -1,6 +1,7 @@
 import * as tf from './tf.js';
 import type { MocoConfig } from './config.js';
 import { Encoder } from './encoder.js';
+import { variableGradsFreeing } from './gradients.js';
 import { KeyQueue } from './key-queue.js';
 import { infoNceLogits, infoNceLoss } from './info-nce.js';
 import { l2Normalize } from './layers.js';
@@ -88,7 +89,7 @@ export class Moco {
       return infoNceLoss(logits);
     };
     const varList = [...this.query.params.values()];
-    const { value, grads } = tf.variableGrads(
+    const { value, grads } = variableGradsFreeing(
       () => (k1 ? contrast(xq, k2).add(contrast(xk, k1)) : contrast(xq, k2)) as tf.Scalar,
       varList,
     );
