@@ -13,6 +13,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "output_arena.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -72,14 +74,16 @@ std::string key(std::initializer_list<const std::vector<int64_t>*> parts) {
 }
 
 // ---- output buffers ----
-// Large outputs are Node Buffers (napi_create_buffer: malloc, not zero-filled; every kernel writes all of
-// its output) viewed as Float32Arrays, which saves V8's zero-fill pass over megabytes. Freed with the
-// tensor's ArrayBuffer by V8's GC, as any other.
+// Large outputs are views into this JS thread's OutputArena (output_arena.h: why), taken back when tfjs
+// disposes the tensor; every kernel writes all of its output, so blocks are not cleared. Small ones are
+// ordinary Float32Arrays on V8's heap.
+constexpr size_t kArenaMinBytes = size_t{1} << 16;
+
+OutputArena& arenaOf(Napi::Env env) { return *env.GetInstanceData<OutputArena>(); }
+
 Napi::Float32Array newOutput(Napi::Env env, size_t n) {
-  if (n * sizeof(float) < (1 << 16)) return Napi::Float32Array::New(env, n);
-  auto buf = Napi::Buffer<uint8_t>::New(env, n * sizeof(float));
-  if (buf.ByteOffset() % sizeof(float) != 0) return Napi::Float32Array::New(env, n);
-  return Napi::Float32Array::New(env, n, buf.ArrayBuffer(), buf.ByteOffset());
+  if (n * sizeof(float) < kArenaMinBytes) return Napi::Float32Array::New(env, n);
+  return arenaOf(env).allocate(env, n);
 }
 
 // [N,H,W,C] -> oneDNN logical {N,C,H,W}, nhwc layout
@@ -861,6 +865,32 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Per split and channel: the backward's coefficients.
+struct BnGradDx {
+  const float *mean, *invStd, *k, *meanDz, *meanDzXhat;
+};
+
+// The backward's second pass: dx = (dz - mean(dz) - xhat * mean(dz * xhat)) * gamma * invStd, where dz is
+// `grad`, masked where y <= 0 when MASK.
+template <bool MASK>
+void bnGradDx(const BnGeom& g, const float* grad, const float* x, const float* y, const BnGradDx& d, float* dx) {
+  const int64_t C = g.c, P = g.pixels;
+#pragma omp parallel for schedule(static) if (goParallel(g.n * P * C))
+  for (int64_t i = 0; i < g.n; i++) {
+    const int64_t sc = (i % g.s) * C, o = i * P * C;
+    const float *m = d.mean + sc, *is = d.invStd + sc, *kk = d.k + sc, *md = d.meanDz + sc, *mdx = d.meanDzXhat + sc;
+    for (int64_t p = 0; p < P; p++) {
+      const int64_t base = o + p * C;
+      for (int64_t c = 0; c < C; c++) {
+        float dz = grad[base + c];
+        if constexpr (MASK) dz = y[base + c] > 0.f ? dz : 0.f;
+        const float xhat = (x[base + c] - m[c]) * is[c];
+        dx[base + c] = (dz - md[c] - xhat * mdx[c]) * kk[c];
+      }
+    }
+  }
+}
+
 // batchNormTrainGrad(dy, x, shape, y | null, gamma, mean, variance, splits, eps, wantResidual)
 //   -> [dx, dgamma [C], dbeta [C], dresidual?]
 // The backward of batchNormTrain: with y given (the forward had a ReLU) the gradient first passes the
@@ -881,9 +911,10 @@ Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
   const double count = static_cast<double>(g.count());
   std::vector<float> mean(meanIn, meanIn + g.s * C), invStd(g.s * C);
   for (int64_t j = 0; j < g.s * C; j++) invStd[j] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(varIn[j]) + eps));
+  // dz (dy through the ReLU) is written out only as dresidual; otherwise the dx pass masks dy again.
   Napi::Float32Array dres;
-  float* dz = nullptr;  // the ReLU-masked gradient, when it differs from dy
-  if (wantResidual || y) {
+  float* dz = nullptr;
+  if (wantResidual) {
     dres = newOutput(env, total);
     dz = dres.Data();
   }
@@ -891,11 +922,11 @@ Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
   auto sums = perSplitSums(g, 2 * C, [&](int64_t i, double* acc) {
     const int64_t o = i * P * C, sc = (i % g.s) * C;
     const float *m = mean.data() + sc, *is = invStd.data() + sc;
-    if (y) bnGradSums<true, true>(P, C, dy + o, x + o, y + o, m, is, dz + o, acc);
+    if (y && dz) bnGradSums<true, true>(P, C, dy + o, x + o, y + o, m, is, dz + o, acc);
+    else if (y) bnGradSums<true, false>(P, C, dy + o, x + o, y + o, m, is, nullptr, acc);
     else if (dz) bnGradSums<false, true>(P, C, dy + o, x + o, nullptr, m, is, dz + o, acc);
     else bnGradSums<false, false>(P, C, dy + o, x + o, nullptr, m, is, nullptr, acc);
   });
-  const float* grad = dz ? dz : dy;
   std::vector<float> k(g.s * C), meanDz(g.s * C), meanDzXhat(g.s * C);
   std::vector<double> dgamma(C, 0.0), dbeta(C, 0.0);
   for (int64_t s = 0; s < g.s; s++)
@@ -909,20 +940,10 @@ Napi::Value BatchNormTrainGrad(const Napi::CallbackInfo& info) {
       dgamma[c] += sdzx;
     }
   auto dxOut = newOutput(env, total);
-  float* dx = dxOut.Data();
-#pragma omp parallel for schedule(static) if (goParallel(total))
-  for (int64_t i = 0; i < g.n; i++) {
-    const int64_t sc = (i % g.s) * C, o = i * P * C;
-    const float *m = mean.data() + sc, *is = invStd.data() + sc, *kk = k.data() + sc, *md = meanDz.data() + sc,
-                *mdx = meanDzXhat.data() + sc;
-    for (int64_t p = 0; p < P; p++) {
-      const int64_t base = o + p * C;
-      for (int64_t c = 0; c < C; c++) {
-        const float xhat = (x[base + c] - m[c]) * is[c];
-        dx[base + c] = (grad[base + c] - md[c] - xhat * mdx[c]) * kk[c];
-      }
-    }
-  }
+  const BnGradDx d{mean.data(), invStd.data(), k.data(), meanDz.data(), meanDzXhat.data()};
+  if (dz) bnGradDx<false>(g, dz, x, nullptr, d, dxOut.Data());
+  else if (y) bnGradDx<true>(g, dy, x, y, d, dxOut.Data());
+  else bnGradDx<false>(g, dy, x, nullptr, d, dxOut.Data());
   auto result = Napi::Array::New(env, wantResidual ? 4 : 3);
   result.Set(0u, dxOut);
   result.Set(1u, floatsOf(env, dgamma));
@@ -984,6 +1005,17 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
 
+// retain(view) / release(view): a tensor's values taken up / given back (see OutputArena); both answer
+// whether the view is arena memory. Any typed array may be passed.
+Napi::Value Retain(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), arenaOf(info.Env()).retain(info[0].As<Napi::TypedArray>()));
+}
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), arenaOf(info.Env()).release(info[0].As<Napi::TypedArray>()));
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   auto v = dnnl::version();
   auto o = Napi::Object::New(info.Env());
@@ -992,6 +1024,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("cachedPrimitives", static_cast<double>(fwdCache.size() + fusedCache.size() + bwdDataCache.size() +
                                                 bwdWeightsCache.size() + matmulCache.size()));
   o.Set("threads", omp_get_max_threads());
+  const OutputArena& arena = arenaOf(info.Env());
+  auto a = Napi::Object::New(info.Env());
+  a.Set("chunks", static_cast<double>(arena.chunkCount()));
+  a.Set("reservedBytes", static_cast<double>(arena.reservedBytes()));
+  a.Set("usedBytes", static_cast<double>(arena.usedBytes()));
+  a.Set("peakUsedBytes", static_cast<double>(arena.peakUsedBytes()));
+  a.Set("blocks", static_cast<double>(arena.blockCount()));
+  o.Set("arena", a);
   return o;
 }
 
@@ -1009,6 +1049,7 @@ void keepLargeBlocksInHeap() {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keepLargeBlocksInHeap();
+  env.SetInstanceData(new OutputArena());
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dFused", Napi::Function::New(env, Conv2dFused));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
@@ -1022,6 +1063,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgdStep", Napi::Function::New(env, SgdStep));
   exports.Set("emaUpdate", Napi::Function::New(env, EmaUpdate));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("retain", Napi::Function::New(env, Retain));
+  exports.Set("release", Napi::Function::New(env, Release));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;
 }

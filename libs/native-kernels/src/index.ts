@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { type ArenaAddon, holdArenaValues } from './arena-values.js';
 
 export const NATIVE_BACKEND = 'native';
 /**
@@ -34,7 +35,7 @@ export const SGD_STEP_KERNEL = 'MocoSgdStep';
 /** The key encoder's momentum update of one parameter: inputs k, q; attr m; output k * m + q * (1 - m). */
 export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
 
-export interface NativeAddon {
+export interface NativeAddon extends ArenaAddon {
   conv2dForward(
     x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], yShape: number[],
     strides: number[], pads: number[], dilations: number[],
@@ -79,7 +80,11 @@ export interface NativeAddon {
   emaUpdate(k: Float32Array, q: Float32Array, m: number): Float32Array;
   /** OpenMP threads for kernels called from this (JS) thread; returns the count now in effect. */
   setNumThreads(n: number): number;
-  info(): { onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number };
+  info(): {
+    onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number;
+    /** This JS thread's output arena: chunks made, their bytes, bytes and blocks in use, the most bytes ever in use. */
+    arena: { chunks: number; reservedBytes: number; usedBytes: number; peakUsedBytes: number; blocks: number };
+  };
 }
 
 /**
@@ -534,7 +539,11 @@ export function registerNativeBackend(): { detail: string } {
   if (registered) return { detail };
   const cpuFactory = tf.findBackendFactory('cpu');
   if (!cpuFactory) throw new Error(`the tfjs cpu backend is not registered`);
-  tf.registerBackend(NATIVE_BACKEND, () => cpuFactory() as MathBackendCPU, 0);
+  tf.registerBackend(NATIVE_BACKEND, () => {
+    const backend = cpuFactory() as MathBackendCPU;
+    holdArenaValues(backend, addon);
+    return backend;
+  }, 0);
   // MOCO_NATIVE_DISABLE=Conv2D,Add,...: keep the cpu backend's kernel for these (debugging).
   const disabled = new Set((process.env.MOCO_NATIVE_DISABLE ?? '').split(',').filter(Boolean));
   const overrides = new Map(makeKernels(addon).filter(([name]) => !disabled.has(name)));

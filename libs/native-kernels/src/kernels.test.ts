@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/config.js';
+import { withBackend } from '../../moco/src/backend/select-backend.js';
 import { maxRelativeError, readOn, seeded } from '../../moco/src/backend/test-support.js';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL as MOCO_BATCH_NORM_TRAIN_GRAD_KERNEL,
@@ -9,7 +10,9 @@ import {
   CONV_RESIDUAL_KERNEL as MOCO_CONV_RESIDUAL_KERNEL,
   foldedConv2d,
 } from '../../moco/src/layers.js';
-import { EMA_UPDATE_KERNEL as MOCO_EMA_UPDATE_KERNEL } from '../../moco/src/moco.js';
+import { cifarDemoDefaults } from '../../moco/src/config.js';
+import { EMA_UPDATE_KERNEL as MOCO_EMA_UPDATE_KERNEL, Moco } from '../../moco/src/moco.js';
+import { Rng } from '../../moco/src/rng.js';
 import { Sgd, SGD_STEP_KERNEL as MOCO_SGD_STEP_KERNEL } from '../../moco/src/sgd.js';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
@@ -326,5 +329,76 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     };
     const [one, two] = [await run(1), await run(2)];
     two.forEach((t, i) => expect(Array.from(t.values)).toEqual(Array.from(one[i]!.values)));
+  });
+
+  describe('kernel outputs in the arena', () => {
+    const arena = () => loadAddon()!.info().arena;
+    // 64 x 32 x 32 x 8 floats: 2 MiB, well above the size from which outputs go to the arena.
+    const shape: [number, number, number, number] = [64, 32, 32, 8];
+    const input = (seed: number) => tf.tensor4d(seeded(tf.util.sizeFromShape(shape), seed), shape);
+
+    it('hands a disposed output\'s block to the next output instead of growing', async () => {
+      await withBackend(NATIVE_BACKEND as BackendName, () => {
+        const [a, b] = [input(31), input(32)];
+        const before = arena();
+        const sum = a.add(b);
+        expect(arena().usedBytes - before.usedBytes).toBeGreaterThanOrEqual(sum.size * 4);
+        sum.dispose();
+        expect(arena().usedBytes).toBe(before.usedBytes);
+        const reserved = arena().reservedBytes;
+        for (let i = 0; i < 20; i++) tf.tidy(() => a.add(b).mul(a).relu().sum());
+        expect(arena().reservedBytes).toBe(reserved);
+        expect(arena().usedBytes).toBe(before.usedBytes);
+        tf.dispose([a, b]);
+      });
+    });
+
+    it('values read out of a tensor stay as they were after it is disposed and its block reused', async () => {
+      await withBackend(NATIVE_BACKEND as BackendName, () => {
+        const [a, b] = [input(33), input(34)];
+        const sum = a.add(b);
+        const read = sum.dataSync();
+        const want = Float32Array.from(read);
+        sum.dispose();
+        const other = a.sub(b); // takes the block sum had
+        expect(Array.from(read.subarray(0, 1000))).toEqual(Array.from(want.subarray(0, 1000)));
+        expect(read).toEqual(want);
+        tf.dispose([a, b, other]);
+      });
+    });
+
+    it('a view of part of an output (the cpu kernels\' subarrays) keeps the block until it is disposed too', async () => {
+      await withBackend(NATIVE_BACKEND as BackendName, () => {
+        const [a, b] = [input(35), input(36)];
+        const before = arena().usedBytes;
+        const sum = a.add(b);
+        const want = Float32Array.from(sum.dataSync());
+        // The cpu backend's Unpack slices its input with TypedArray.subarray: no copy.
+        const [first, ...rows] = tf.unstack(sum);
+        tf.dispose([sum, first!]); // the row that starts where the block does
+        const others = [a.sub(b), a.mul(b), b.sub(a)]; // would take sum's block if the other rows did not hold it
+        const per = want.length / shape[0];
+        rows.forEach((r, i) => expect(r.dataSync()).toEqual(want.subarray((i + 1) * per, (i + 2) * per)));
+        tf.dispose([...rows, ...others]);
+        expect(arena().usedBytes).toBe(before);
+        tf.dispose([a, b]);
+      });
+    });
+
+    it('a MoCo training step gives back every block it takes', async () => {
+      await withBackend(NATIVE_BACKEND as BackendName, () => {
+        // Width 8, batch 16: 512 KiB activations, every BN variant (ReLU alone, residual and ReLU, neither).
+        const moco = new Moco({ ...cifarDemoDefaults, width: 8, K: 256, symmetric: false }, new Rng(0));
+        const rng = new Rng(1);
+        const [xq, xk] = [37, 38].map((seed) => tf.tensor4d(seeded(16 * 32 * 32 * 3, seed), [16, 32, 32, 3]));
+        moco.step(xq as tf.Tensor4D, xk as tf.Tensor4D, 0.06, rng); // momentum buffers, queue pointer
+        const [used, live] = [arena().usedBytes, tf.memory().numBytes];
+        moco.step(xq as tf.Tensor4D, xk as tf.Tensor4D, 0.06, rng);
+        expect(tf.memory().numBytes).toBe(live);
+        expect(arena().usedBytes).toBe(used);
+        moco.dispose();
+        tf.dispose([xq!, xk!]);
+      });
+    });
   });
 });
