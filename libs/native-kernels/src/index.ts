@@ -82,6 +82,8 @@ export interface NativeAddon extends ArenaAddon {
   setNumThreads(n: number): number;
   info(): {
     onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number;
+    /** Cached inference convolutions (this JS thread) that run Winograd, which needs AVX-512. */
+    winogradPrimitives: number;
     /** This JS thread's output arena: chunks made, their bytes, bytes and blocks in use, the most bytes ever in use. */
     arena: { chunks: number; reservedBytes: number; usedBytes: number; peakUsedBytes: number; blocks: number };
   };

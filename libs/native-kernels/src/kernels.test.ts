@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../moco/src/config.js';
@@ -198,6 +199,26 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
       return [y];
     });
     expect(got[0]!.values.length).toBe(2 * 8 * 8 * 16);
+  });
+
+  it('large 3x3 inference convolutions run Winograd where the CPU has it, with bias, residual and ReLU; one filter serves both layouts from its packed copies', async () => {
+    const hasAvx512 = readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f');
+    const before = loadAddon()!.info().winogradPrimitives;
+    const [xs, fs, bs, rs] = [seeded(8 * 8 * 8 * 64, 61), seeded(3 * 3 * 64 * 64, 62).map((v) => v * 0.1), seeded(64, 63), seeded(8 * 8 * 8 * 64, 64)];
+    const errors = await compare('winograd-sized fused convs', () => {
+      const filter = tf.tensor4d(fs, [3, 3, 64, 64]);
+      const bias = tf.tensor1d(bs);
+      const x = tf.tensor4d(xs, [8, 8, 8, 64]);
+      const residual = tf.tensor4d(rs, [8, 8, 8, 64]);
+      return [
+        tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 1, activation: 'relu' }), // 512 output pixels: Winograd
+        foldedConv2d(x, { filter, bias }, 1, 1, true, residual),
+        tf.fused.conv2d({ x: x.slice([0, 0, 0, 0], [1, 8, 8, 64]), filter, bias, strides: 1, pad: 1 }), // 64 pixels: direct
+        tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 1 }), // the first layout again, from the filter's copies
+      ];
+    });
+    for (const e of errors) expect(e).toBeLessThan(2e-5);
+    expect(loadAddon()!.info().winogradPrimitives - before).toBe(hasAvx512 ? 3 : 0);
   });
 
   it('fused conv2d matches the unfused ops, with ReLU zeroing what it should', async () => {
