@@ -151,21 +151,38 @@ export class Encoder {
         return foldedConv2d(y, folded, stride, pad, relu, residual);
       };
 
+      // An eval pass lets go of each activation once the next layer has read it (tidy would keep them all
+      // to the end): a width-64 batch-128 embedding holds a few activations instead of every one. A
+      // training pass keeps them, for the backward.
+      const done = (...ts: tf.Tensor[]): void => {
+        if (!opts.training) for (const t of ts) if (t !== x) t.dispose();
+      };
       const { stem, blocks } = this.plan;
       let h: tf.Tensor4D = convBn('conv1', 'bn1', x, stem.stride, stem.pad, true);
-      if (stem.maxPool) h = tf.maxPool(h, 3, 2, 1);
+      if (stem.maxPool) {
+        const pooled: tf.Tensor4D = tf.maxPool(h, 3, 2, 1);
+        done(h);
+        h = pooled;
+      }
       for (const b of blocks) {
         const shortcut = b.downsample ? convBn(`${b.name}.downsample.0`, `${b.name}.downsample.1`, h, b.stride, 0, false) : h;
+        let out: tf.Tensor4D;
         if (b.kind === 'basic') {
           const y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, b.stride, 1, true);
-          h = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, true, shortcut);
+          out = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, true, shortcut);
+          done(y);
         } else {
-          let y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
-          y = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, b.stride, 1, true);
-          h = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y, 1, 0, true, shortcut);
+          const y1 = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
+          const y2 = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y1, b.stride, 1, true);
+          done(y1);
+          out = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y2, 1, 0, true, shortcut);
+          done(y2);
         }
+        done(...(shortcut === h ? [h] : [h, shortcut]));
+        h = out;
       }
       const features = h.mean([1, 2]) as tf.Tensor2D;
+      done(h);
       if (opts.output === 'backbone') return features;
       if (this.config.head === 'v1') {
         return linear(features, p('fc.weight') as tf.Tensor2D, p('fc.bias') as tf.Tensor1D);
