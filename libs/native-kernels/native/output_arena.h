@@ -48,22 +48,21 @@ class OutputArena {
 
   // Called when `a` becomes a tensor's values: true when `a` lies in a block, which is now held once more.
   bool retain(const Napi::TypedArray& a) {
-    Block* b = blockOf(a);
-    if (!b) return false;
-    b->refs++;
+    const Found f = blockOf(a);
+    if (!f.block) return false;
+    f.block->refs++;
     return true;
   }
 
   // Called when the tensor that held `a` is disposed; the block is free once nobody holds it.
   bool release(const Napi::TypedArray& a) {
-    Block* b = blockOf(a);
-    if (!b || b->refs <= 0) return false;
-    if (--b->refs == 0) {
-      Chunk* chunk = lastChunk_;
-      const size_t offset = lastOffset_, size = b->size;
-      chunk->used.erase(offset);
+    const Found f = blockOf(a);
+    if (!f.block || f.block->refs <= 0) return false;
+    if (--f.block->refs == 0) {
+      const size_t size = f.block->size;
+      f.chunk->used.erase(f.offset);
       usedBytes_ -= size;
-      freeBlock(chunk, offset, size);
+      freeBlock(f.chunk, f.offset, size);
     }
     return true;
   }
@@ -84,8 +83,6 @@ class OutputArena {
     int refs;
   };
   struct Chunk {
-    uintptr_t base;
-    size_t size;
     Napi::Reference<Napi::ArrayBuffer> buffer;
     std::map<size_t, size_t> free;  // offset -> size
     std::map<size_t, Block> used;  // offset -> block
@@ -100,13 +97,11 @@ class OutputArena {
     // (the reference is not deleted then: the environment is being torn down with everything in it).
     auto ab = Napi::ArrayBuffer::New(env, data, bytes, [](Napi::Env, void* d) { std::free(d); });
     auto chunk = std::make_unique<Chunk>();
-    chunk->base = reinterpret_cast<uintptr_t>(data);
-    chunk->size = bytes;
     chunk->buffer = Napi::Persistent(ab);
     chunk->buffer.SuppressDestruct();
     insertFree(chunk.get(), 0, bytes);
     reservedBytes_ += bytes;
-    chunks_[chunk->base] = std::move(chunk);
+    chunks_[reinterpret_cast<uintptr_t>(data)] = std::move(chunk);
   }
 
   void insertFree(Chunk* c, size_t offset, size_t size) {
@@ -145,25 +140,27 @@ class OutputArena {
     insertFree(c, offset, size);
   }
 
-  // The block that `a` lies in, or null (not a view of a chunk, or of no block in use).
-  Block* blockOf(const Napi::TypedArray& a) {
-    if (chunks_.empty()) return nullptr;
+  struct Found {
+    Chunk* chunk = nullptr;
+    size_t offset = 0;
+    Block* block = nullptr;
+  };
+
+  // The block that `a` lies in; none when `a` is not a view of a chunk, or of no block in use.
+  Found blockOf(const Napi::TypedArray& a) {
+    if (chunks_.empty()) return {};
     auto it = chunks_.find(reinterpret_cast<uintptr_t>(a.ArrayBuffer().Data()));
-    if (it == chunks_.end()) return nullptr;
+    if (it == chunks_.end()) return {};
     Chunk* c = it->second.get();
     const size_t begin = a.ByteOffset(), end = begin + a.ByteLength();
     auto u = c->used.upper_bound(begin);
-    if (u == c->used.begin()) return nullptr;
+    if (u == c->used.begin()) return {};
     --u;
-    if (end > u->first + u->second.size) return nullptr;
-    lastChunk_ = c;
-    lastOffset_ = u->first;
-    return &u->second;
+    if (end > u->first + u->second.size) return {};
+    return {c, u->first, &u->second};
   }
 
   std::map<uintptr_t, std::unique_ptr<Chunk>> chunks_;            // by base address
   std::multimap<size_t, std::pair<Chunk*, size_t>> freeBySize_;  // best fit: smallest free block that fits
   size_t reservedBytes_ = 0, usedBytes_ = 0, peakUsedBytes_ = 0;
-  Chunk* lastChunk_ = nullptr;
-  size_t lastOffset_ = 0;
 };

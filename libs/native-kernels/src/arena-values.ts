@@ -17,9 +17,9 @@ type DataId = object;
  * disposed (`disposeData`, or the backend's `dispose`), then reused by the next kernel output.
  *
  * A block may be reused as soon as its tensor is disposed, while values read out of the tensor can live
- * on in the caller (`const v = t.dataSync(); t.dispose()` is common): `readSync` and `read` therefore
- * return copies of arena values, as tfjs-node's backend does of its native memory. Kernels read inputs
- * in place (`backend.data.get(id).values`), as before.
+ * on in the caller (`const v = t.dataSync(); t.dispose()` is common): `readSync` (and `read`, which the
+ * cpu backend answers with it) therefore returns copies of arena values, as tfjs-node's backend does of
+ * its native memory. Kernels read inputs in place (`backend.data.get(id).values`), as before.
  */
 export function holdArenaValues(backend: MathBackendCPU, addon: ArenaAddon): void {
   const held = new Set<DataId>();
@@ -42,7 +42,6 @@ export function holdArenaValues(backend: MathBackendCPU, addon: ArenaAddon): voi
     const values = readSync(dataId);
     return held.has(dataId) ? (values as tf.backend_util.TypedArray).slice() : values;
   };
-  backend.read = async (dataId) => backend.readSync(dataId);
   const disposeData = backend.disposeData.bind(backend);
   backend.disposeData = (dataId, force) => {
     if (!held.has(dataId)) return disposeData(dataId, force);

@@ -375,15 +375,17 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     });
 
     it('values read out of a tensor stay as they were after it is disposed and its block reused', async () => {
-      await withBackend(NATIVE_BACKEND as BackendName, () => {
+      await withBackend(NATIVE_BACKEND as BackendName, async () => {
         const [a, b] = [input(33), input(34)];
         const sum = a.add(b);
         const read = sum.dataSync();
+        const readAsync = await sum.data();
         const want = Float32Array.from(read);
         sum.dispose();
         const other = a.sub(b); // takes the block sum had
         expect(Array.from(read.subarray(0, 1000))).toEqual(Array.from(want.subarray(0, 1000)));
         expect(read).toEqual(want);
+        expect(readAsync).toEqual(want);
         tf.dispose([a, b, other]);
       });
     });
