@@ -1,7 +1,7 @@
 import * as tf from './tf.js';
 import type { EncoderConfig } from './config.js';
-import { batchNorm, conv2d, foldBn, foldedConv2d, l2Normalize, linear, type BnMode, type BnPost, type FoldedConv } from './layers.js';
-import { resnetPlan, type ResnetPlan } from './resnet-plan.js';
+import { batchNorm, conv2d, foldBn, foldedConv2d, l2Normalize, linear, RESNET_FEATURES_KERNEL, type BnMode, type BnPost, type FoldedConv } from './layers.js';
+import { backboneSteps, resnetPlan, type BackboneStep, type ResnetPlan } from './resnet-plan.js';
 import type { Rng } from './rng.js';
 
 export interface ForwardOptions {
@@ -27,6 +27,10 @@ export class Encoder {
   /** BN running statistics: each encoder keeps its own; they are never averaged between encoders. */
   readonly buffers = new Map<string, tf.Variable>();
   readonly plan: ResnetPlan;
+  /** The forward pass's steps; `stepCodes` the same for RESNET_FEATURES_KERNEL; `lastRead[i]` the values (not the input) step i reads last. */
+  private readonly steps: BackboneStep[];
+  private readonly stepCodes: number[];
+  private readonly lastRead: number[][];
   /** After `freeze()`: each convolution with its BN folded in, by convolution name, filled on first use. */
   private folded: Map<string, FoldedConv> | undefined;
 
@@ -37,6 +41,16 @@ export class Encoder {
     trainable = true,
   ) {
     this.plan = resnetPlan(config);
+    this.steps = backboneSteps(this.plan);
+    this.stepCodes = this.steps.flatMap((s) =>
+      s.kind === 'conv' ? [0, s.src, s.residual ?? -1, s.stride, s.pad, s.relu ? 1 : 0] : [1, s.src, -1, 2, 1, 0],
+    );
+    const last = new Map<number, number>();
+    this.steps.forEach((s, i) => {
+      last.set(s.src, i);
+      if (s.kind === 'conv' && s.residual !== undefined) last.set(s.residual, i);
+    });
+    this.lastRead = this.steps.map((_, i) => [...last].filter(([v, at]) => at === i && v !== 0).map(([v]) => v));
     const source = init instanceof Encoder ? init : null;
     const declare = (name: string, shape: number[], how: Init, buffer = false) => {
       const value = source
@@ -124,65 +138,53 @@ export class Encoder {
           mode,
           post,
         );
-      // Convolution, BN, optional residual (a block's shortcut), optional ReLU: in eval mode as one fused
-      // convolution (BN folded in).
-      const convBn = (
-        convName: string,
-        bnName: string,
-        y: tf.Tensor4D,
-        stride: number,
-        pad: number,
-        relu: boolean,
-        residual?: tf.Tensor4D,
-      ): tf.Tensor4D => {
-        const w = p(`${convName}.weight`) as tf.Tensor4D;
-        if (opts.training) return bn(bnName, conv2d(y, w, stride, pad), { residual, relu });
-        let folded = this.folded?.get(convName);
-        if (!folded) {
-          folded = foldBn(w, {
-            gamma: p(`${bnName}.weight`) as tf.Tensor1D,
-            beta: p(`${bnName}.bias`) as tf.Tensor1D,
-            mean: this.buffers.get(`${bnName}.running_mean`)! as tf.Tensor1D,
-            variance: this.buffers.get(`${bnName}.running_var`)! as tf.Tensor1D,
-            eps: this.config.bnEps,
-          });
-          this.folded?.set(convName, { filter: tf.keep(folded.filter), bias: tf.keep(folded.bias) });
-        }
-        return foldedConv2d(y, folded, stride, pad, relu, residual);
+      const folded = (convName: string, bnName: string): FoldedConv => {
+        const kept = this.folded?.get(convName);
+        if (kept) return kept;
+        const f = foldBn(p(`${convName}.weight`) as tf.Tensor4D, {
+          gamma: p(`${bnName}.weight`) as tf.Tensor1D,
+          beta: p(`${bnName}.bias`) as tf.Tensor1D,
+          mean: this.buffers.get(`${bnName}.running_mean`)! as tf.Tensor1D,
+          variance: this.buffers.get(`${bnName}.running_var`)! as tf.Tensor1D,
+          eps: this.config.bnEps,
+        });
+        this.folded?.set(convName, { filter: tf.keep(f.filter), bias: tf.keep(f.bias) });
+        return f;
       };
-
-      // An eval pass lets go of each activation once the next layer has read it (tidy would keep them all
-      // to the end): a width-64 batch-128 embedding holds a few activations instead of every one. A
-      // training pass keeps them, for the backward.
-      const done = (...ts: tf.Tensor[]): void => {
-        if (!opts.training) for (const t of ts) if (t !== x) t.dispose();
-      };
-      const { stem, blocks } = this.plan;
-      let h: tf.Tensor4D = convBn('conv1', 'bn1', x, stem.stride, stem.pad, true);
-      if (stem.maxPool) {
-        const pooled: tf.Tensor4D = tf.maxPool(h, 3, 2, 1);
-        done(h);
-        h = pooled;
+      let features: tf.Tensor2D;
+      if (!opts.training && x.shape[0] > 0 && tf.getKernel(RESNET_FEATURES_KERNEL, tf.getBackend())) {
+        // The whole backbone as one native call (the native backend's frozen graph).
+        const inputs: tf.NamedTensorMap = { x };
+        this.steps.filter((s) => s.kind === 'conv').forEach((s, i) => {
+          const f = folded(s.conv, s.bn);
+          inputs[`filter${i}`] = f.filter;
+          inputs[`bias${i}`] = f.bias;
+        });
+        features = tf.engine().runKernel(RESNET_FEATURES_KERNEL, inputs, { ops: this.stepCodes } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+      } else {
+        // Step by step. An eval pass lets go of each value after its last reader (tidy would keep them all
+        // to the end): a width-64 batch-128 embedding holds a few activations instead of every one. A
+        // training pass keeps them, for the backward.
+        const values: tf.Tensor4D[] = [x];
+        this.steps.forEach((s, i) => {
+          const src = values[s.src]!;
+          if (s.kind === 'maxPool') values.push(tf.maxPool(src, 3, 2, 1));
+          else {
+            const w = p(`${s.conv}.weight`) as tf.Tensor4D;
+            const residual = s.residual === undefined ? undefined : values[s.residual];
+            // Convolution, BN, optional residual, optional ReLU: in eval mode one fused convolution (BN folded in).
+            values.push(
+              opts.training
+                ? bn(s.bn, conv2d(src, w, s.stride, s.pad), { residual, relu: s.relu })
+                : foldedConv2d(src, folded(s.conv, s.bn), s.stride, s.pad, s.relu, residual),
+            );
+          }
+          if (!opts.training) for (const v of this.lastRead[i]!) values[v]!.dispose();
+        });
+        const h = values.at(-1)!;
+        features = h.mean([1, 2]);
+        if (!opts.training) h.dispose();
       }
-      for (const b of blocks) {
-        const shortcut = b.downsample ? convBn(`${b.name}.downsample.0`, `${b.name}.downsample.1`, h, b.stride, 0, false) : h;
-        let out: tf.Tensor4D;
-        if (b.kind === 'basic') {
-          const y = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, b.stride, 1, true);
-          out = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y, 1, 1, true, shortcut);
-          done(y);
-        } else {
-          const y1 = convBn(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 0, true);
-          const y2 = convBn(`${b.name}.conv2`, `${b.name}.bn2`, y1, b.stride, 1, true);
-          done(y1);
-          out = convBn(`${b.name}.conv3`, `${b.name}.bn3`, y2, 1, 0, true, shortcut);
-          done(y2);
-        }
-        done(...(shortcut === h ? [h] : [h, shortcut]));
-        h = out;
-      }
-      const features = h.mean([1, 2]) as tf.Tensor2D;
-      done(h);
       if (opts.output === 'backbone') return features;
       if (this.config.head === 'v1') {
         return linear(features, p('fc.weight') as tf.Tensor2D, p('fc.bias') as tf.Tensor1D);

@@ -39,6 +39,9 @@ export function foldBn(w: tf.Tensor4D, bn: { gamma: tf.Tensor1D; beta: tf.Tensor
 // The native backend's kernel for relu?(conv + bias + residual), by name: @moco/native-kernels'
 // CONV_RESIDUAL_KERNEL (this library does not depend on that optional package).
 export const CONV_RESIDUAL_KERNEL = 'MocoConvResidual';
+// And its kernel for a whole eval-mode backbone (folded convolutions, residuals, ReLUs, max pool) and its
+// average pool: @moco/native-kernels' RESNET_FEATURES_KERNEL (ops: Encoder's stepCodes).
+export const RESNET_FEATURES_KERNEL = 'MocoResnetFeatures';
 
 /**
  * Convolution, eval-mode BN (folded), an optional residual (a block's shortcut) and optional ReLU as one

@@ -11,9 +11,8 @@
 #include <malloc.h>
 #endif
 
-#include <oneapi/dnnl/dnnl.hpp>
-
-#include "output_arena.h"
+#include "addon_common.h"
+#include "resnet_plan.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,81 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
-using dnnl::memory;
-using tag = dnnl::memory::format_tag;
-using dt = dnnl::memory::data_type;
-
 namespace {
-
-dnnl::engine& eng() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-dnnl::stream& strm() {
-  thread_local dnnl::stream s(eng());
-  return s;
-}
-
-std::vector<int64_t> dimsOf(const Napi::Value& v, size_t n, const char* what) {
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array");
-  auto a = v.As<Napi::Array>();
-  if (a.Length() != n) throw Napi::TypeError::New(v.Env(), std::string(what) + " has the wrong length");
-  std::vector<int64_t> out(n);
-  for (uint32_t i = 0; i < n; i++) out[i] = a.Get(i).As<Napi::Number>().Int64Value();
-  return out;
-}
-
-float* dataOf(const Napi::Value& v, size_t expected, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
-  auto a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() != expected)
-    throw Napi::RangeError::New(v.Env(), std::string(what) + ": expected " + std::to_string(expected) +
-                                             " elements, got " + std::to_string(a.ElementLength()));
-  return a.Data();
-}
-
-int64_t prod(const std::vector<int64_t>& d) {
-  int64_t p = 1;
-  for (auto x : d) p *= x;
-  return p;
-}
-
-std::string key(std::initializer_list<const std::vector<int64_t>*> parts) {
-  std::string k;
-  for (auto* p : parts) {
-    for (auto x : *p) k += std::to_string(x) + ",";
-    k += ";";
-  }
-  return k;
-}
-
-// ---- output buffers ----
-// Large outputs are views into this JS thread's OutputArena (output_arena.h: why), taken back when tfjs
-// disposes the tensor; every kernel writes all of its output, so blocks are not cleared. Small ones are
-// ordinary Float32Arrays on V8's heap.
-constexpr size_t kArenaMinBytes = size_t{1} << 16;
-
-OutputArena& arenaOf(Napi::Env env) { return *env.GetInstanceData<OutputArena>(); }
-
-Napi::Float32Array newOutput(Napi::Env env, size_t n) {
-  if (n * sizeof(float) < kArenaMinBytes) return Napi::Float32Array::New(env, n);
-  return arenaOf(env).allocate(env, n);
-}
-
-// [N,H,W,C] -> oneDNN logical {N,C,H,W}, nhwc layout
-memory::desc actMd(const std::vector<int64_t>& nhwc, tag t = tag::nhwc) {
-  return memory::desc({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, dt::f32, t);
-}
-// tfjs filter [fh,fw,in,out] -> oneDNN {O,I,H,W}, hwio layout
-memory::desc wMd(const std::vector<int64_t>& hwio, tag t = tag::hwio) {
-  return memory::desc({hwio[3], hwio[2], hwio[0], hwio[1]}, dt::f32, t);
-}
-
-struct ConvGeom {
-  std::vector<int64_t> x, w, y;  // NHWC, HWIO, NHWC
-  memory::dims strides, dil, padL, padR;
-};
 
 ConvGeom geomOf(const Napi::CallbackInfo& info, int xi, int wi, int yi, int si, int pi, int di) {
   ConvGeom g;
@@ -170,7 +95,7 @@ thread_local std::unordered_map<std::string, std::unique_ptr<ConvFwd>> fwdCache;
 // are reordered from and to the tensors' NHWC on the way.
 struct ConvInfer {
   dnnl::convolution_forward prim;
-  WeightsIn w;
+  memory::desc wUser, wWant;  // packed per filter: packedWeights
   bool winograd = false;
   memory::desc src, dst;  // the primitive's layouts (blocked when winograd)
 };
@@ -181,16 +106,6 @@ thread_local std::unordered_map<std::string, std::unique_ptr<MatMul>> matmulCach
 
 std::string geomKey(const ConvGeom& g) {
   return key({&g.x, &g.w, &g.y, &g.strides, &g.dil, &g.padL, &g.padR});
-}
-
-template <typename F>
-Napi::Value guarded(const Napi::CallbackInfo& info, F f) {
-  try {
-    return f();
-  } catch (const dnnl::error& e) {
-    throw Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what() + " (status " +
-                                           std::to_string(static_cast<int>(e.status)) + ")");
-  }
 }
 
 // conv2dForward(x, xShape, filter, filterShape, yShape, strides, pads[t,b,l,r], dilations) -> y
@@ -214,61 +129,6 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
     strm().wait();
     return out;
   });
-}
-
-// Inference weights in the layout the primitive wants, reordered once per filter array and layout: a
-// served encoder's (folded) filters are the same arrays call after call, and reordering all of them every
-// call was a good part of a small batch's time (44 MB of filters at width 64). A filter can be wanted in
-// two layouts (direct and Winograd convolutions, by batch size: winogradPays), so each array keeps a copy
-// per layout. The copies hang off the array as a hidden property, so they live exactly as long as the
-// array; tfjs tensors are immutable, so the array's values never change under them.
-struct PackedWeights {
-  std::vector<std::pair<memory::desc, memory>> layouts;
-};
-constexpr const char* kPackedProperty = "__mocoPackedWeights";
-
-memory packedWeights(Napi::Env env, Napi::Object filter, WeightsIn& w, float* data) {
-  if (!w.needed) return w.get(data);
-  Napi::Value held = filter.Get(kPackedProperty);
-  PackedWeights* p = nullptr;
-  if (held.IsExternal()) {
-    p = held.As<Napi::External<PackedWeights>>().Data();
-    for (auto& [desc, mem] : p->layouts)
-      if (desc == w.want) return mem;
-  } else {
-    p = new PackedWeights();
-    auto ext = Napi::External<PackedWeights>::New(env, p, [](Napi::Env e, PackedWeights* q) {
-      int64_t bytes = 0;
-      for (auto& [desc, mem] : q->layouts) bytes += static_cast<int64_t>(desc.get_size());
-      Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
-      delete q;
-    });
-    // Not enumerable, writable or configurable: invisible to Object.keys and JSON, set once.
-    filter.DefineProperty(Napi::PropertyDescriptor::Value(kPackedProperty, ext, napi_default));
-  }
-  memory packed(w.want, eng());
-  memory src(w.user, eng(), data);
-  dnnl::reorder(src, packed).execute(strm(), src, packed);
-  strm().wait();
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(w.want.get_size()));
-  p->layouts.emplace_back(w.want, packed);
-  return packed;
-}
-
-// Winograd F(4x4, 3x3) for an inference convolution: 3x3, stride 1, no dilation, at least 64 channels in
-// and out, and at least 128 output pixels (N*H*W). Measured on 2 AVX-512 cores (oneDNN 2.6, with the
-// reorders to and from its blocked layout): per shape mostly 1.1-2.8x the direct convolution at 64
-// channels and more, 0.4-1.1x at 32; a width-64 embedding at batch 8 took 33 ms a call against 41 ms
-// direct (with the 128-pixel line; 35 ms with a 512-pixel one), width 16 is unchanged. The embedding
-// differs from the direct one's by about 1e-6 (relative). MOCO_NATIVE_WINOGRAD=0 turns it off.
-bool winogradPays(const ConvGeom& g) {
-  static const bool enabled = [] {
-    const char* v = std::getenv("MOCO_NATIVE_WINOGRAD");
-    return !(v && std::string(v) == "0");
-  }();
-  const int64_t cin = g.w[2], cout = g.w[3];
-  return enabled && g.w[0] == 3 && g.w[1] == 3 && g.strides[0] == 1 && g.strides[1] == 1 && g.dil[0] == 0 && g.dil[1] == 0 &&
-         cin >= 64 && cout >= 64 && g.y[0] * g.y[1] * g.y[2] >= 128;
 }
 
 // conv2dFused(x, xShape, filter, filterShape, yShape, strides, pads, dilations, bias | null, relu, residual?) -> y
@@ -315,12 +175,13 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
       }
       if (!e->winograd) pd = pdOf(dnnl::algorithm::convolution_direct, tag::nhwc);
       e->prim = dnnl::convolution_forward(pd);
-      e->w.init(wMd(g.w), pd.weights_desc());
+      e->wUser = wMd(g.w);
+      e->wWant = pd.weights_desc();
       e->src = pd.src_desc();
       e->dst = pd.dst_desc();
     }
     auto out = newOutput(info.Env(), prod(g.y));
-    memory wm = packedWeights(info.Env(), info[2].As<Napi::Object>(), e->w, w);
+    memory wm = packedWeights(info.Env(), info[2].As<Napi::Object>(), e->wUser, e->wWant, w);
     memory xUser(actMd(g.x), eng(), x), yUser(actMd(g.y), eng(), out.Data());
     memory src = xUser, dst = yUser;
     if (e->winograd) {
@@ -1079,6 +940,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("winogradPrimitives", static_cast<double>(std::count_if(fusedCache.begin(), fusedCache.end(), [](const auto& kv) {
           return kv.second && kv.second->winograd;
         })));
+  auto plans = Napi::Object::New(info.Env());
+  plans.Set("plans", static_cast<double>(planCache.size()));
+  plans.Set("scratchBytes", static_cast<double>(planScratch.total()));
+  int64_t winogradSteps = 0;
+  for (const auto& [k, plan] : planCache)
+    for (const auto& st : plan->steps) winogradSteps += st.winograd;
+  plans.Set("winogradConvs", static_cast<double>(winogradSteps));
+  o.Set("resnetPlans", plans);
   const OutputArena& arena = arenaOf(info.Env());
   auto a = Napi::Object::New(info.Env());
   a.Set("chunks", static_cast<double>(arena.chunkCount()));
@@ -1120,6 +989,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("retain", Napi::Function::New(env, Retain));
   exports.Set("release", Napi::Function::New(env, Release));
+  exports.Set("resnetFeatures", Napi::Function::New(env, ResnetFeatures));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;
 }

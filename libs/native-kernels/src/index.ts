@@ -34,6 +34,13 @@ export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'MocoBatchNormTrainGrad';
 export const SGD_STEP_KERNEL = 'MocoSgdStep';
 /** The key encoder's momentum update of one parameter: inputs k, q; attr m; output k * m + q * (1 - m). */
 export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
+/**
+ * Inference kernel of this backend only: a ResNet backbone with BN folded in, run as one native call, and
+ * its global average pool. Inputs x (NHWC) and, per convolution in op order, `filter{i}` and `bias{i}`;
+ * attr `ops`: RESNET_OP_WIDTH numbers per op (RESNET_OP_*), op i making value i + 1 from value `src`
+ * (value 0: x). Output [N, channels of the last value]. libs/moco's Encoder calls it by name.
+ */
+export const RESNET_FEATURES_KERNEL = 'MocoResnetFeatures';
 
 export interface NativeAddon extends ArenaAddon {
   conv2dForward(
@@ -78,12 +85,22 @@ export interface NativeAddon extends ArenaAddon {
   sgdStep(p: Float32Array, grad: Float32Array, buf: Float32Array | null, lr: number, momentum: number, weightDecay: number): [Float32Array, Float32Array];
   /** k * m + q * (1 - m). */
   emaUpdate(k: Float32Array, q: Float32Array, m: number): Float32Array;
+  /**
+   * RESNET_FEATURES_KERNEL: ops as [kind (0 conv, 1 max pool 3x3/2 pad 1), src, residual (-1 none), stride,
+   * pad, relu] per op; weights [filter, bias, ...] per convolution; the last value averaged, [N, C].
+   */
+  resnetFeatures(x: Float32Array, xShape: number[], ops: number[], weights: Float32Array[], filterShapes: number[][]): Float32Array;
   /** OpenMP threads for kernels called from this (JS) thread; returns the count now in effect. */
   setNumThreads(n: number): number;
   info(): {
     onednn: string; cpuRuntime: string; cachedPrimitives: number; threads: number;
     /** Cached inference convolutions (this JS thread) that run Winograd, which needs AVX-512. */
     winogradPrimitives: number;
+    /**
+     * RESNET_FEATURES_KERNEL plans compiled on this JS thread (one per network and input shape), their
+     * convolutions that run Winograd, and the scratch bytes their activations live in.
+     */
+    resnetPlans: { plans: number; winogradConvs: number; scratchBytes: number };
     /** This JS thread's output arena: chunks made, their bytes, bytes and blocks in use, the most bytes ever in use. */
     arena: { chunks: number; reservedBytes: number; usedBytes: number; peakUsedBytes: number; blocks: number };
   };
@@ -490,6 +507,21 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     const backend = args.backend as MathBackendCPU;
     return backend.makeTensorInfo(k.shape, 'float32', addon.emaUpdate(f32(backend, k), f32(backend, q), m));
   };
+  const resnetFeatures: tf.KernelFunc = (args) => {
+    const { x, ...named } = args.inputs as Record<string, Info>;
+    const { ops } = args.attrs as unknown as { ops: number[] };
+    const backend = args.backend as MathBackendCPU;
+    const weights: Float32Array[] = [];
+    const filterShapes: number[][] = [];
+    for (let i = 0; named[`filter${i}`]; i++) {
+      const filter = named[`filter${i}`]!;
+      filterShapes.push(filter.shape);
+      weights.push(f32(backend, filter), f32(backend, named[`bias${i}`]!));
+    }
+    const features = addon.resnetFeatures(f32(backend, x!), x!.shape, ops, weights, filterShapes);
+    const n = x!.shape[0]!;
+    return backend.makeTensorInfo([n, n === 0 ? 0 : features.length / n], 'float32', features);
+  };
   return [
     reduce(tf.Sum, false),
     reduce(tf.Mean, true),
@@ -521,6 +553,7 @@ function makeKernels(addon: NativeAddon): Array<[string, tf.KernelFunc]> {
     [BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],
     [SGD_STEP_KERNEL, sgdStep],
     [EMA_UPDATE_KERNEL, emaUpdate],
+    [RESNET_FEATURES_KERNEL, resnetFeatures],
     [tf.Conv2DBackpropInput, conv2dBackpropInput],
     [tf.Conv2DBackpropFilter, conv2dBackpropFilter],
     [tf.BatchMatMul, batchMatMul],

@@ -12,6 +12,7 @@ import {
   foldedConv2d,
 } from '../../moco/src/layers.js';
 import { cifarDemoDefaults } from '../../moco/src/config.js';
+import { Encoder } from '../../moco/src/encoder.js';
 import { EMA_UPDATE_KERNEL as MOCO_EMA_UPDATE_KERNEL, Moco } from '../../moco/src/moco.js';
 import { Rng } from '../../moco/src/rng.js';
 import { Sgd, SGD_STEP_KERNEL as MOCO_SGD_STEP_KERNEL } from '../../moco/src/sgd.js';
@@ -204,16 +205,17 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
   it('large 3x3 inference convolutions run Winograd where the CPU has it, with bias, residual and ReLU; one filter serves both layouts from its packed copies', async () => {
     const hasAvx512 = readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f');
     const before = loadAddon()!.info().winogradPrimitives;
-    const [xs, fs, bs, rs] = [seeded(8 * 8 * 8 * 64, 61), seeded(3 * 3 * 64 * 64, 62).map((v) => v * 0.1), seeded(64, 63), seeded(8 * 8 * 8 * 64, 64)];
+    // 8 x 20 x 20 output pixels x 64 x 64 x 9: 1.2e8 multiply-adds, over winogradPays' line; one image is under it.
+    const [xs, fs, bs, rs] = [seeded(8 * 20 * 20 * 64, 61), seeded(3 * 3 * 64 * 64, 62).map((v) => v * 0.1), seeded(64, 63), seeded(8 * 20 * 20 * 64, 64)];
     const errors = await compare('winograd-sized fused convs', () => {
       const filter = tf.tensor4d(fs, [3, 3, 64, 64]);
       const bias = tf.tensor1d(bs);
-      const x = tf.tensor4d(xs, [8, 8, 8, 64]);
-      const residual = tf.tensor4d(rs, [8, 8, 8, 64]);
+      const x = tf.tensor4d(xs, [8, 20, 20, 64]);
+      const residual = tf.tensor4d(rs, [8, 20, 20, 64]);
       return [
-        tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 1, activation: 'relu' }), // 512 output pixels: Winograd
+        tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 1, activation: 'relu' }), // Winograd
         foldedConv2d(x, { filter, bias }, 1, 1, true, residual),
-        tf.fused.conv2d({ x: x.slice([0, 0, 0, 0], [1, 8, 8, 64]), filter, bias, strides: 1, pad: 1 }), // 64 pixels: direct
+        tf.fused.conv2d({ x: x.slice([0, 0, 0, 0], [1, 20, 20, 64]), filter, bias, strides: 1, pad: 1 }), // direct
         tf.fused.conv2d({ x, filter, bias, strides: 1, pad: 1 }), // the first layout again, from the filter's copies
       ];
     });
@@ -350,6 +352,90 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
     };
     const [one, two] = [await run(1), await run(2)];
     two.forEach((t, i) => expect(Array.from(t.values)).toEqual(Array.from(one[i]!.values)));
+  });
+
+  describe('a ResNet backbone as one native plan (RESNET_FEATURES_KERNEL)', () => {
+    const plans = () => loadAddon()!.info().resnetPlans;
+
+    it.each([
+      { arch: 'resnet18', stem: 'cifar', width: 16, size: 32, batch: 3 },
+      { arch: 'resnet18', stem: 'cifar', width: 16, size: 32, batch: 1 },
+      { arch: 'resnet50', stem: 'imagenet', width: 8, size: 32, batch: 2 }, // max pool, bottlenecks
+    ] as const)('matches the cpu backend layer by layer: %o', async ({ batch, size, ...model }) => {
+      const encoder = await withBackend('cpu', () => {
+        const e = new Encoder({ ...cifarDemoDefaults, ...model }, new Rng(3));
+        // Running statistics off their initial 0 and 1, so folding BN into the convolutions matters.
+        const rng = new Rng(4);
+        for (const [name, v] of e.buffers) {
+          const values = Float32Array.from({ length: v.size }, () => (name.endsWith('running_var') ? rng.uniform(0.5, 1.5) : 0.2 * rng.normal()));
+          v.assign(tf.tensor(values, v.shape));
+        }
+        return e;
+      });
+      const x = seeded(batch * size * size * 3, 5);
+      const before = plans().plans;
+      const errors = await compare(`${model.arch} width ${model.width} batch ${batch}`, () => {
+        const images = tf.tensor4d(x, [batch, size, size, 3]);
+        return [encoder.forward(images, { training: false, output: 'backbone' }), encoder.forward(images, { training: false, output: 'head' })];
+      });
+      for (const e of errors) expect(e).toBeLessThan(2e-5);
+      expect(plans().plans).toBe(before + 1); // compiled once (the head pass reused it), so it ran natively
+      encoder.dispose();
+    });
+
+    // Four convolutions at 8 x 20 x 20 x 64 (Winograd-sized where the CPU has it), then a 1x1 stride-2 one
+    // to 32 channels: a residual that is the caller's input (copied, never overwritten), one summed in
+    // place into its own buffer, sources in another layout than their convolution wants.
+    const [n, hw, c] = [8, 20, 64];
+    const x = seeded(n * hw * hw * c, 71);
+    const filters = [72, 73, 74].map((seed) => seeded(3 * 3 * c * c, seed).map((v) => v * 0.05));
+    filters.push(seeded(c * 32, 75).map((v) => v * 0.2));
+    const biases = [76, 77, 78, 79].map((seed, i) => seeded(i === 3 ? 32 : c, seed));
+    const shapes = [[3, 3, c, c], [3, 3, c, c], [3, 3, c, c], [1, 1, c, 32]];
+    // [kind, src, residual, stride, pad, relu]
+    const ops = [
+      [0, 0, -1, 1, 1, 1],
+      [0, 1, 0, 1, 1, 1], // residual: the input
+      [0, 2, 1, 1, 1, 0], // residual: value 1, read for the last time here
+      [0, 3, -1, 2, 0, 1],
+    ].flat();
+
+    it('sums residuals in place or from a copy, and leaves the input as it was', async () => {
+      const [want] = await readOn('cpu', () => {
+        const conv = (v: tf.Tensor4D, i: number, stride: number, pad: number) =>
+          tf.conv2d(v, tf.tensor4d(filters[i]!, shapes[i] as [number, number, number, number]), stride, pad === 0 ? 'valid' : pad).add(tf.tensor1d(biases[i]!)) as tf.Tensor4D;
+        const v0 = tf.tensor4d(x, [n, hw, hw, c]);
+        const v1 = conv(v0, 0, 1, 1).relu() as tf.Tensor4D;
+        const v2 = conv(v1, 1, 1, 1).add(v0).relu() as tf.Tensor4D;
+        const v3 = conv(v2, 2, 1, 1).add(v1) as tf.Tensor4D;
+        return [conv(v3, 3, 2, 0).relu().mean([1, 2])];
+      });
+      const input = Float32Array.from(x);
+      const addon = loadAddon()!;
+      const winograd = plans().winogradConvs;
+      const weights = filters.flatMap((f, i) => [Float32Array.from(f), biases[i]!]);
+      const got = addon.resnetFeatures(input, [n, hw, hw, c], ops, weights, shapes);
+      expect(got.length).toBe(n * 32);
+      expect(maxRelativeError(got, want!.values)).toBeLessThan(2e-5);
+      expect(input).toEqual(x);
+      const hasAvx512 = readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f');
+      expect(plans().winogradConvs - winograd).toBe(hasAvx512 ? 3 : 0);
+      // Again from the compiled plan, with the packed filters and the scratch buffers it left behind.
+      expect(addon.resnetFeatures(input, [n, hw, hw, c], ops, weights, shapes)).toEqual(got);
+    });
+
+    it('refuses a malformed plan with a clear error', () => {
+      const addon = loadAddon()!;
+      const weights = filters.flatMap((f, i) => [f, biases[i]!]);
+      const run = (o: number[], w = weights, s = shapes) => () => addon.resnetFeatures(x, [n, hw, hw, c], o, w, s);
+      expect(run(ops.slice(0, 5))).toThrow(/6 numbers per op/);
+      expect(run(ops, weights.slice(0, 6))).toThrow(/a filter and a bias per convolution/);
+      const early = [...ops];
+      early[2] = 3; // op 0's residual: value 3, made later
+      expect(run(early)).toThrow(/reads a value not yet made/);
+      const swapped = [shapes[3]!, shapes[1]!, shapes[2]!, shapes[0]!];
+      expect(run(ops, [weights[6]!, weights[7]!, ...weights.slice(2, 6), weights[0]!, weights[1]!], swapped)).toThrow(/filter takes 64 channels, its input has 32|channels/);
+    });
   });
 
   describe('kernel outputs in the arena', () => {

@@ -1,5 +1,6 @@
 import protobuf from 'protobufjs/minimal.js';
 import { foldConvBn, littleEndianBytes, readEncoderWeights, type EncoderWeights, type Preprocessing, type TorchTensor } from './encoder-weights.js';
+import { backboneSteps } from '../resnet-plan.js';
 
 /** `backbone`: the pooled features only; `head`: the features and the projection head, two outputs. */
 export type ExportOutput = 'backbone' | 'head';
@@ -64,44 +65,38 @@ interface Graph {
 function buildGraph(w: EncoderWeights, output: ExportOutput): Graph {
   const nodes: Node[] = [];
   const initializers = new Map<string, TorchTensor>();
-  const { stem, blocks } = w.plan;
-  const conv = (name: string, bn: string, x: string, k: number, stride: number, pad: number): string => {
-    const folded = foldConvBn(w, name, bn);
-    initializers.set(`${name}.weight`, folded.weight);
-    initializers.set(`${name}.bias`, folded.bias);
-    const attrs: Attr[] = [
-      { name: 'kernel_shape', ints: [k, k] },
-      { name: 'strides', ints: [stride, stride] },
-      { name: 'pads', ints: [pad, pad, pad, pad] },
-    ];
-    nodes.push({ op: 'Conv', inputs: [x, `${name}.weight`, `${name}.bias`], output: name, attrs });
-    return name;
-  };
   const node = (op: string, inputs: string[], out: string, attrs?: Attr[]) => {
     nodes.push({ op, inputs, output: out, attrs });
     return out;
   };
-  let h = node('Relu', [conv('conv1', 'bn1', 'input', stem.kernel, stem.stride, stem.pad)], 'relu');
-  if (stem.maxPool) {
-    h = node('MaxPool', [h], 'maxpool', [
-      { name: 'kernel_shape', ints: [3, 3] },
-      { name: 'strides', ints: [2, 2] },
-      { name: 'pads', ints: [1, 1, 1, 1] },
-    ]);
-  }
-  for (const b of blocks) {
-    const shortcut = b.downsample ? conv(`${b.name}.downsample.0`, `${b.name}.downsample.1`, h, 1, b.stride, 0) : h;
-    let y: string;
-    if (b.kind === 'basic') {
-      y = node('Relu', [conv(`${b.name}.conv1`, `${b.name}.bn1`, h, 3, b.stride, 1)], `${b.name}.relu1`);
-      y = conv(`${b.name}.conv2`, `${b.name}.bn2`, y, 3, 1, 1);
-    } else {
-      y = node('Relu', [conv(`${b.name}.conv1`, `${b.name}.bn1`, h, 1, 1, 0)], `${b.name}.relu1`);
-      y = node('Relu', [conv(`${b.name}.conv2`, `${b.name}.bn2`, y, 3, b.stride, 1)], `${b.name}.relu2`);
-      y = conv(`${b.name}.conv3`, `${b.name}.bn3`, y, 1, 1, 0);
+  // Value i + 1 of the steps is named after the step that makes it; value 0 is the input.
+  const values = ['input'];
+  for (const step of backboneSteps(w.plan)) {
+    const x = values[step.src]!;
+    if (step.kind === 'maxPool') {
+      values.push(
+        node('MaxPool', [x], 'maxpool', [
+          { name: 'kernel_shape', ints: [3, 3] },
+          { name: 'strides', ints: [2, 2] },
+          { name: 'pads', ints: [1, 1, 1, 1] },
+        ]),
+      );
+      continue;
     }
-    h = node('Relu', [node('Add', [y, shortcut], `${b.name}.add`)], `${b.name}.relu`);
+    const folded = foldConvBn(w, step.conv, step.bn);
+    const k = folded.weight.shape[2]!;
+    initializers.set(`${step.conv}.weight`, folded.weight);
+    initializers.set(`${step.conv}.bias`, folded.bias);
+    let y = node('Conv', [x, `${step.conv}.weight`, `${step.conv}.bias`], step.conv, [
+      { name: 'kernel_shape', ints: [k, k] },
+      { name: 'strides', ints: [step.stride, step.stride] },
+      { name: 'pads', ints: [step.pad, step.pad, step.pad, step.pad] },
+    ]);
+    if (step.residual !== undefined) y = node('Add', [y, values[step.residual]!], `${step.conv}.add`);
+    if (step.relu) y = node('Relu', [y], `${step.conv}.relu`);
+    values.push(y);
   }
+  const h = values.at(-1)!;
   const features = node('Flatten', [node('GlobalAveragePool', [h], 'avgpool')], 'backbone', [{ name: 'axis', int: 1 }]);
   if (output === 'head') {
     const linear = (name: string, x: string, out: string) => {
