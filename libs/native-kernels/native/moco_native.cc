@@ -943,10 +943,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto plans = Napi::Object::New(info.Env());
   plans.Set("plans", static_cast<double>(planCache.size()));
   plans.Set("scratchBytes", static_cast<double>(planScratch.total()));
-  int64_t winogradSteps = 0;
+  int64_t winogradSteps = 0, chunkedSteps = 0;
   for (const auto& [k, plan] : planCache)
-    for (const auto& st : plan->steps) winogradSteps += st.winograd;
+    for (const auto& st : plan->steps) {
+      winogradSteps += st.winograd;
+      chunkedSteps += st.chunk > 0;
+    }
   plans.Set("winogradConvs", static_cast<double>(winogradSteps));
+  plans.Set("chunkedConvs", static_cast<double>(chunkedSteps));
   o.Set("resnetPlans", plans);
   const OutputArena& arena = arenaOf(info.Env());
   auto a = Napi::Object::New(info.Env());

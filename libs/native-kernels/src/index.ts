@@ -98,9 +98,10 @@ export interface NativeAddon extends ArenaAddon {
     winogradPrimitives: number;
     /**
      * RESNET_FEATURES_KERNEL plans compiled on this JS thread (one per network and input shape), their
-     * convolutions that run Winograd, and the scratch bytes their activations live in.
+     * convolutions that run Winograd, those of them run over the batch in chunks (small-batch F(2x2, 3x3)),
+     * and the scratch bytes their activations live in.
      */
-    resnetPlans: { plans: number; winogradConvs: number; scratchBytes: number };
+    resnetPlans: { plans: number; winogradConvs: number; chunkedConvs: number; scratchBytes: number };
     /** This JS thread's output arena: chunks made, their bytes, bytes and blocks in use, the most bytes ever in use. */
     arena: { chunks: number; reservedBytes: number; usedBytes: number; peakUsedBytes: number; blocks: number };
   };

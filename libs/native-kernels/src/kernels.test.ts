@@ -424,6 +424,27 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
       expect(addon.resnetFeatures(input, [n, hw, hw, c], ops, weights, shapes)).toEqual(got);
     });
 
+    it('runs wide convolutions at a small batch in chunks of the thread count, with the rest after', async () => {
+      // 3 images of 8 x 8 x 256: 1.1e8 multiply-adds per convolution (Winograd's line), oneDNN's F(2x2, 3x3)
+      // takes at most as many images as threads (2 here: a chunk of 2 and the rest, 1).
+      const [b, side, w] = [3, 8, 256];
+      const input = seeded(b * side * side * w, 81);
+      const [f0, f1] = [82, 83].map((seed) => seeded(3 * 3 * w * w, seed).map((v) => v * 0.03));
+      const [b0, b1] = [84, 85].map((seed) => seeded(w, seed));
+      const wideShapes = [[3, 3, w, w], [3, 3, w, w]];
+      const [want] = await readOn('cpu', () => {
+        const v0 = tf.tensor4d(input, [b, side, side, w]);
+        const v1 = tf.conv2d(v0, tf.tensor4d(f0!, [3, 3, w, w]), 1, 1).add(tf.tensor1d(b0!)).relu() as tf.Tensor4D;
+        return [tf.conv2d(v1, tf.tensor4d(f1!, [3, 3, w, w]), 1, 1).add(tf.tensor1d(b1!)).add(v0).relu().mean([1, 2])];
+      });
+      const before = plans();
+      const wideOps = [0, 0, -1, 1, 1, 1, 0, 1, 0, 1, 1, 1];
+      const got = loadAddon()!.resnetFeatures(input, [b, side, side, w], wideOps, [f0!, b0!, f1!, b1!], wideShapes);
+      expect(maxRelativeError(got, want!.values)).toBeLessThan(2e-5);
+      const hasAvx512 = readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f');
+      expect(plans().chunkedConvs - before.chunkedConvs).toBe(hasAvx512 ? 2 : 0);
+    });
+
     it('refuses a malformed plan with a clear error', () => {
       const addon = loadAddon()!;
       const weights = filters.flatMap((f, i) => [f, biases[i]!]);
