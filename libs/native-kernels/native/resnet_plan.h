@@ -133,11 +133,14 @@ dnnl::reorder reorderOf(const memory::desc& from, const memory::desc& to) {
 // chunk is a contiguous run). Width-64 embedding at batch 8, 2 threads: the 256- and 512-channel
 // convolutions 3.9 + 7.3 ms a call as F(4x4) over the whole batch, 2.8-3.0 + 5.4-6.3 ms in chunks; the
 // whole call 25.5 -> 21.9 ms (batch 4: 15.0 -> 13.4; batch 16: 46.7 -> 44.6; batch 32: 76.6 -> 92.4,
-// hence the 16-image line; medians of 20 calls, one run each, AMD EPYC). False where it does not apply.
+// hence the 16-image line; medians of 20 calls, one run each, AMD EPYC). On one thread (chunks of one
+// image) it gained nothing (batch 8: 40.9 against 41.0 ms; batch 16: 77.1 against 72.3), so it needs two
+// threads or more. False where it does not apply.
 bool smallBatchWinograd(PlanStep& st, const ConvGeom& g, const dnnl::primitive_attr& attr) {
   const int64_t n = g.x[0], c = g.w[2], o = g.w[3];
-  if (c < 256 || o < 256 || n > 16 || g.padL[0] != 1 || g.padL[1] != 1) return false;
-  const int64_t chunk = std::min<int64_t>(n, omp_get_max_threads()), rest = n % chunk;
+  const int64_t threads = omp_get_max_threads();
+  if (threads < 2 || c < 256 || o < 256 || n > 16 || g.padL[0] != 1 || g.padL[1] != 1) return false;
+  const int64_t chunk = std::min<int64_t>(n, threads), rest = n % chunk;
   auto f2x3 = [&](int64_t images) -> dnnl::convolution_forward::primitive_desc {
     const memory::desc src({images, c, g.x[1], g.x[2]}, dt::f32, tag::nChw16c), dst({images, o, g.y[1], g.y[2]}, dt::f32, tag::nChw16c);
     auto d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, src, wMd(g.w, tag::any),
