@@ -127,6 +127,7 @@ async function parent(spec: BenchSpec, argv: string[]): Promise<void> {
       'budget-s': { type: 'string' },
       backend: { type: 'string', default: 'auto' },
       threads: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '1' },
       quick: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -147,9 +148,10 @@ async function parent(spec: BenchSpec, argv: string[]): Promise<void> {
     maxSteps: steps ?? auto.maxSteps,
     budgetS,
   };
-  const numbers = [...widths, ...batches, schedule.warmup, schedule.minSteps, int(o.threads)!];
-  if (numbers.some((x) => !Number.isInteger(x) || x < 0) || !(budgetS >= 0) || schedule.maxSteps < 1) {
-    throw new Error('invalid options: widths, batches, steps, warmup and threads are whole numbers, budget-s >= 0 (see --help)');
+  const rounds = int(o.rounds)!;
+  const numbers = [...widths, ...batches, schedule.warmup, schedule.minSteps, int(o.threads)!, rounds];
+  if (numbers.some((x) => !Number.isInteger(x) || x < 0) || !(budgetS >= 0) || schedule.maxSteps < 1 || rounds < 1) {
+    throw new Error('invalid options: widths, batches, steps, warmup, threads and rounds are whole numbers (rounds >= 1), budget-s >= 0 (see --help)');
   }
   const backend = o.backend as Job['backend'];
   const { python, reason } = findTorchPython();
@@ -171,16 +173,24 @@ async function parent(spec: BenchSpec, argv: string[]): Promise<void> {
         threads: int(o.threads)!,
       };
       const arg = JSON.stringify(job);
-      log(`${spec.name} width ${width} batch ${batch}: TypeScript (backend ${backend})`);
-      const { tfjs, ...ts } = await runJson('TypeScript side', process.execPath, [...process.execArgv, fileURLToPath(spec.entry), '--child', arg]);
-      log(summary(ts));
-      log(`${spec.name} width ${width} batch ${batch}: PyTorch (${job.threads} threads)`);
-      const { version, ...torch } = await runJson('PyTorch side', python, [fileURLToPath(new URL(spec.torchScript, import.meta.url)), arg]);
-      log(summary(torch));
-      torchVersion ||= (version as string | undefined) ?? '';
-      tfjsVersion ||= (tfjs as string | undefined) ?? '';
-      const ratio = ts.images_per_s && torch.images_per_s ? round(ts.images_per_s / torch.images_per_s, 3) : null;
-      results.push({ width, batch, ts, torch, ratio });
+      // Rounds alternate the sides (TypeScript, PyTorch, TypeScript, ...), so a slow spell of a shared
+      // machine lands on both; the row is the round with the median ratio.
+      const runs: Array<{ ts: Side; torch: Side; ratio: number | null }> = [];
+      for (let r = 1; r <= rounds; r++) {
+        const of = rounds > 1 ? ` (round ${r} of ${rounds})` : '';
+        log(`${spec.name} width ${width} batch ${batch}: TypeScript (backend ${backend})${of}`);
+        const { tfjs, ...ts } = await runJson('TypeScript side', process.execPath, [...process.execArgv, fileURLToPath(spec.entry), '--child', arg]);
+        log(summary(ts));
+        log(`${spec.name} width ${width} batch ${batch}: PyTorch (${job.threads} threads)${of}`);
+        const { version, ...torch } = await runJson('PyTorch side', python, [fileURLToPath(new URL(spec.torchScript, import.meta.url)), arg]);
+        log(summary(torch));
+        torchVersion ||= (version as string | undefined) ?? '';
+        tfjsVersion ||= (tfjs as string | undefined) ?? '';
+        runs.push({ ts, torch, ratio: ts.images_per_s && torch.images_per_s ? round(ts.images_per_s / torch.images_per_s, 3) : null });
+      }
+      const ranked = runs.filter((x) => x.ratio !== null).sort((a, b) => a.ratio! - b.ratio!);
+      const { ts, torch, ratio } = ranked[(ranked.length - 1) >> 1] ?? runs[0]!;
+      results.push({ width, batch, ts, torch, ratio, ...(rounds > 1 ? { ratios_by_round: runs.map((x) => x.ratio) } : {}) });
     }
   }
   const c = cifarDemoDefaults;
@@ -253,6 +263,7 @@ ${spec.description}
   --budget-s S          seconds of timed ${unit} per side once the minimum is done (default ${budgetS})
   --backend auto|native|wasm|cpu|tensorflow   tfjs backend (default auto; native: oneDNN addon, opt-in)
   --threads N           PyTorch threads (default 2)
+  --rounds N            time both sides N times, alternating, and report the round with the median ratio (default 1)
   --quick               width 16, 1 timed ${one}
 `;
 }
