@@ -180,9 +180,13 @@ std::unique_ptr<ResnetPlan> compilePlan(const std::vector<int64_t>& xShape, cons
   std::vector<size_t> lastUse(count + 1, 0);
   for (size_t i = 0; i < count; i++) {
     const int64_t* op = &ops[i * kPlanOpWidth];
+    const std::string at = "op " + std::to_string(i);
+    if (op[1] < 0) throw std::range_error(at + " has no source");
+    if (op[0] == kPlanMaxPool && op[2] >= 0) throw std::range_error(at + ": a max pool takes no residual");
+    if (op[0] == kPlanConv && (op[3] < 1 || op[4] < 0)) throw std::range_error(at + ": stride must be 1 or more and pad 0 or more");
     for (int64_t v : {op[1], op[2]})
       if (v >= 0) {
-        if (v > static_cast<int64_t>(i)) throw std::range_error("op " + std::to_string(i) + " reads a value not yet made");
+        if (v > static_cast<int64_t>(i)) throw std::range_error(at + " reads a value not yet made");
         lastUse[v] = i;
       }
   }
@@ -226,6 +230,8 @@ std::unique_ptr<ResnetPlan> compilePlan(const std::vector<int64_t>& xShape, cons
       if (fs[2] != c) throw std::range_error("convolution " + std::to_string(conv) + ": filter takes " + std::to_string(fs[2]) +
                                              " channels, its input has " + std::to_string(c));
       st.conv = conv++;
+      if (h + 2 * pad < fs[0] || w + 2 * pad < fs[1])
+        throw std::range_error("convolution " + std::to_string(st.conv) + ": its filter is larger than its padded input");
       out.nhwc = {n, (h + 2 * pad - fs[0]) / stride + 1, (w + 2 * pad - fs[1]) / stride + 1, fs[3]};
       out.md = actMd(out.nhwc);
       if (st.residual >= 0 && plan->values[st.residual].nhwc != out.nhwc)

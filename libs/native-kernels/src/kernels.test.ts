@@ -451,9 +451,11 @@ describe.skipIf(reason !== undefined)('native (oneDNN) kernels against the cpu b
       const run = (o: number[], w = weights, s = shapes) => () => addon.resnetFeatures(x, [n, hw, hw, c], o, w, s);
       expect(run(ops.slice(0, 5))).toThrow(/6 numbers per op/);
       expect(run(ops, weights.slice(0, 6))).toThrow(/a filter and a bias per convolution/);
-      const early = [...ops];
-      early[2] = 3; // op 0's residual: value 3, made later
-      expect(run(early)).toThrow(/reads a value not yet made/);
+      const edit = (at: number, value: number) => ops.map((v, i) => (i === at ? value : v));
+      expect(run(edit(2, 3))).toThrow(/reads a value not yet made/); // op 0's residual: value 3, made later
+      expect(run(edit(1, -1))).toThrow(/op 0 has no source/);
+      expect(run(edit(3, 0))).toThrow(/stride must be 1 or more/);
+      expect(run(edit(6, 1))).toThrow(/a max pool takes no residual/); // op 1 as a max pool with a residual
       const swapped = [shapes[3]!, shapes[1]!, shapes[2]!, shapes[0]!];
       expect(run(ops, [weights[6]!, weights[7]!, ...weights.slice(2, 6), weights[0]!, weights[1]!], swapped)).toThrow(/filter takes 64 channels, its input has 32|channels/);
     });
