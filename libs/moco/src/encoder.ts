@@ -45,12 +45,13 @@ export class Encoder {
     this.stepCodes = this.steps.flatMap((s) =>
       s.kind === 'conv' ? [0, s.src, s.residual ?? -1, s.stride, s.pad, s.relu ? 1 : 0] : [1, s.src, -1, 2, 1, 0],
     );
-    const last = new Map<number, number>();
+    const lastReader = new Map<number, number>();
     this.steps.forEach((s, i) => {
-      last.set(s.src, i);
-      if (s.kind === 'conv' && s.residual !== undefined) last.set(s.residual, i);
+      lastReader.set(s.src, i);
+      if (s.kind === 'conv' && s.residual !== undefined) lastReader.set(s.residual, i);
     });
-    this.lastRead = this.steps.map((_, i) => [...last].filter(([v, at]) => at === i && v !== 0).map(([v]) => v));
+    this.lastRead = this.steps.map(() => []);
+    for (const [value, step] of lastReader) if (value !== 0) this.lastRead[step]!.push(value);
     const source = init instanceof Encoder ? init : null;
     const declare = (name: string, shape: number[], how: Init, buffer = false) => {
       const value = source

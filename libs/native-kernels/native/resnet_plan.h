@@ -101,9 +101,9 @@ class SlotAllocator {
   int take(size_t bytes) {
     int best = -1;
     for (int s : free_) {
-      const bool fits = sizes_[s] >= bytes;
-      if (best < 0 || (fits && (sizes_[best] < bytes || sizes_[s] < sizes_[best])) || (!fits && sizes_[best] < bytes && sizes_[s] > sizes_[best]))
-        best = s;
+      const bool fits = sizes_[s] >= bytes, bestFits = best >= 0 && sizes_[best] >= bytes;
+      const bool better = fits ? !bestFits || sizes_[s] < sizes_[best] : !bestFits && sizes_[s] > sizes_[best];
+      if (best < 0 || better) best = s;
     }
     if (best < 0) {
       best = static_cast<int>(sizes_.size());

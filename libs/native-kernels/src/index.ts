@@ -37,8 +37,8 @@ export const EMA_UPDATE_KERNEL = 'MocoEmaUpdate';
 /**
  * Inference kernel of this backend only: a ResNet backbone with BN folded in, run as one native call, and
  * its global average pool. Inputs x (NHWC) and, per convolution in op order, `filter{i}` and `bias{i}`;
- * attr `ops`: RESNET_OP_WIDTH numbers per op (RESNET_OP_*), op i making value i + 1 from value `src`
- * (value 0: x). Output [N, channels of the last value]. libs/moco's Encoder calls it by name.
+ * attr `ops`: six numbers per op as NativeAddon.resnetFeatures takes them, op i making value i + 1 from
+ * value `src` (value 0: x). Output [N, channels of the last value]. libs/moco's Encoder calls it by name.
  */
 export const RESNET_FEATURES_KERNEL = 'MocoResnetFeatures';
 
