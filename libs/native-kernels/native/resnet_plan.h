@@ -395,11 +395,13 @@ Napi::Value ResnetFeatures(const Napi::CallbackInfo& info) {
         st.residualCopy.execute(strm(), r, dst);
       }
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+      Napi::Value filter;
+      float* f = nullptr;
       if (st.kind == kPlanConv) {
         const int64_t channels = plan->values[st.out].nhwc[3];
-        Napi::Value filter = weights.Get(2 * st.conv), bias = weights.Get(2 * st.conv + 1);
-        float* f = dataOf(filter, static_cast<size_t>(st.wUser.get_size() / sizeof(float)), "filter");
-        float* b = dataOf(bias, static_cast<size_t>(channels), "bias");
+        filter = weights.Get(2 * st.conv);
+        f = dataOf(filter, static_cast<size_t>(st.wUser.get_size() / sizeof(float)), "filter");
+        float* b = dataOf(weights.Get(2 * st.conv + 1), static_cast<size_t>(channels), "bias");
         args.insert({DNNL_ARG_WEIGHTS, packedWeights(env, filter.As<Napi::Object>(), st.wUser, st.wWant, f)});
         args.insert({DNNL_ARG_BIAS, memory(st.bias, eng(), b)});
       }
@@ -409,17 +411,17 @@ Napi::Value ResnetFeatures(const Napi::CallbackInfo& info) {
       }
       // In chunks (smallBatchWinograd): each a contiguous run of images in nChw16c.
       const int64_t images = plan->values[st.out].nhwc[0], full = images / st.chunk;
-      const size_t srcBytes = st.chunkPd.src_desc().get_size(), dstBytes = st.chunkPd.dst_desc().get_size();
+      const memory::desc chunkSrc = st.chunkPd.src_desc(), chunkDst = st.chunkPd.dst_desc();
+      const size_t srcBytes = chunkSrc.get_size(), dstBytes = chunkDst.get_size();
       char* s0 = static_cast<char*>(src.get_data_handle());
       char* d0 = static_cast<char*>(dst.get_data_handle());
       for (int64_t i = 0; i < full; i++) {
-        args[DNNL_ARG_SRC] = memory(st.chunkPd.src_desc(), eng(), s0 + i * srcBytes);
-        args[DNNL_ARG_DST] = memory(st.chunkPd.dst_desc(), eng(), d0 + i * dstBytes);
+        args[DNNL_ARG_SRC] = memory(chunkSrc, eng(), s0 + i * srcBytes);
+        args[DNNL_ARG_DST] = memory(chunkDst, eng(), d0 + i * dstBytes);
         st.prim.execute(strm(), args);
       }
       if (images % st.chunk) {
-        Napi::Value filter = weights.Get(2 * st.conv);
-        args[DNNL_ARG_WEIGHTS] = packedWeights(env, filter.As<Napi::Object>(), st.wUser, st.tailWWant, filter.As<Napi::Float32Array>().Data());
+        args[DNNL_ARG_WEIGHTS] = packedWeights(env, filter.As<Napi::Object>(), st.wUser, st.tailWWant, f);
         args[DNNL_ARG_SRC] = memory(st.tailSrc, eng(), s0 + full * srcBytes);
         args[DNNL_ARG_DST] = memory(st.tailDst, eng(), d0 + full * dstBytes);
         st.tail.execute(strm(), args);
